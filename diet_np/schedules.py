@@ -1,0 +1,102 @@
+"""Learning-rate schedules over epochs.
+
+Epochs are counted from 0; ``lr_at(epoch)`` accepts any real ``epoch`` in
+``[0, total_epochs]`` (a fractional epoch gives a per-iteration schedule).
+
+* ANN training (authors): ``StepSchedule(1e-2, E)`` divides by 10 at 45%, 70% and
+  90% of the epochs.
+* DIET fine-tuning (authors): ``StepSchedule(1e-4, E, milestones=(0.6, 0.8, 0.9))``.
+"""
+from __future__ import annotations
+
+import math
+
+from .optim import _check_real
+
+
+def _check_epochs(total_epochs) -> int:
+    if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
+        raise ValueError(f"total_epochs must be a positive integer, got {total_epochs!r}")
+    return total_epochs
+
+
+class _Schedule:
+    def __init__(self, base_lr, total_epochs):
+        self.base_lr = _check_real("base_lr", base_lr, low=0.0)
+        self.total_epochs = _check_epochs(total_epochs)
+
+    def _check_epoch(self, epoch) -> float:
+        return _check_real("epoch", epoch, low=0.0, high=float(self.total_epochs))
+
+    def lr_at(self, epoch) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class ConstantSchedule(_Schedule):
+    """The same learning rate throughout."""
+
+    def lr_at(self, epoch) -> float:
+        self._check_epoch(epoch)
+        return self.base_lr
+
+
+class StepSchedule(_Schedule):
+    """Multiply the rate by ``gamma`` at given fractions of training.
+
+    Milestone epochs are ``int(fraction * total_epochs)`` (as the authors compute
+    them); from milestone epoch ``e_k`` on, ``k`` divisions have been applied.
+    """
+
+    def __init__(self, base_lr, total_epochs, milestones=(0.45, 0.7, 0.9), gamma=0.1):
+        super().__init__(base_lr, total_epochs)
+        try:
+            fractions = tuple(milestones)
+        except TypeError:
+            raise ValueError(f"milestones must be a sequence of fractions, got {milestones!r}") from None
+        fractions = tuple(_check_real(f"milestones[{i}]", f, low=0.0, high=1.0, low_open=True)
+                          for i, f in enumerate(fractions))
+        if any(b <= a for a, b in zip(fractions, fractions[1:])):
+            raise ValueError(f"milestones must be strictly increasing, got {fractions}")
+        self.milestones = fractions
+        self.gamma = _check_real("gamma", gamma, low=0.0, low_open=True)
+        self.milestone_epochs = tuple(int(f * self.total_epochs) for f in fractions)
+
+    def lr_at(self, epoch) -> float:
+        epoch = self._check_epoch(epoch)
+        k = sum(epoch >= e for e in self.milestone_epochs)
+        return self.base_lr * self.gamma ** k
+
+
+class CosineSchedule(_Schedule):
+    """Cosine annealing from ``base_lr`` at epoch 0 to ``min_lr`` at ``total_epochs``."""
+
+    def __init__(self, base_lr, total_epochs, min_lr=0.0):
+        super().__init__(base_lr, total_epochs)
+        self.min_lr = _check_real("min_lr", min_lr, low=0.0, high=self.base_lr)
+
+    def lr_at(self, epoch) -> float:
+        epoch = self._check_epoch(epoch)
+        cos = 0.5 * (1.0 + math.cos(math.pi * epoch / self.total_epochs))
+        return self.min_lr + (self.base_lr - self.min_lr) * cos
+
+
+_SCHEDULES = {"step": StepSchedule, "cosine": CosineSchedule, "constant": ConstantSchedule}
+
+
+def make_schedule(name: str, base_lr, total_epochs, **kw):
+    """Build a schedule by name: ``"step"``, ``"cosine"`` or ``"constant"``."""
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key not in _SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(_SCHEDULES)}")
+    cls = _SCHEDULES[key]
+    allowed = ("milestones", "gamma") if cls is StepSchedule else \
+        ("min_lr",) if cls is CosineSchedule else ()
+    unknown = sorted(set(kw) - set(allowed))
+    if unknown:
+        raise ValueError(f"schedule {name!r} got unknown argument(s) {', '.join(unknown)}; "
+                         f"it takes {', '.join(allowed) if allowed else 'none'}")
+    return cls(base_lr, total_epochs, **kw)
