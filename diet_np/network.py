@@ -1,0 +1,184 @@
+"""A DIET network: layers, a parameter dictionary, forward and BPTT backward.
+
+Parameters are a plain ``dict[str, array]``: ``"<layer>.weight"`` for synapses,
+``"<layer>.leak"`` and ``"<layer>.threshold"`` (0-d arrays) for each spiking
+layer.  :meth:`Network.backward` returns gradients keyed exactly like them.
+The same parameters run as an ANN (``mode="ann"``: ReLU neurons, one step) or
+as an SNN (``mode="snn"``: LIF neurons over T steps, direct input encoding, the
+accumulating output layer of Eq. 6).
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import array_module, check_float_dtype, to_device
+from .layers import Context, Sequential
+from .surrogates import get_surrogate
+
+MODES = ("snn", "ann")
+
+
+@dataclass
+class Trace:
+    """What a forward pass leaves for the backward pass and for metrics.
+
+    ``spike_counts`` maps each spiking layer to its total number of spikes over
+    all T steps and the whole batch (a 0-d device array: reading it syncs).
+    """
+    mode: str
+    T: int
+    batch: int
+    caches: list
+    spike_counts: dict
+
+
+class Network:
+    """A network built from layers; see :mod:`diet_np.architectures` for VGG/ResNet.
+
+    ``dropout`` gives the default rates ``{"conv": p, "fc": p}`` used in training
+    mode; a forward call may override them (the ANN and the SNN of the paper use
+    different rates on the same layers).
+    """
+
+    def __init__(self, layers, input_shape, num_classes, name="network", dropout=None):
+        self.name = name
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.body = layers if isinstance(layers, Sequential) else Sequential(layers)
+        out = self.body.build(self.input_shape, None)
+        if out != (num_classes,):
+            raise ValueError(f"{name}: the last layer gives {out}, expected ({num_classes},)")
+        self.specs = self.body.param_specs()
+        self.neurons = self.body.neurons()
+        self.dropout = dict(dropout or {"conv": 0.0, "fc": 0.0})
+
+    # -- parameters ---------------------------------------------------------
+    def init_params(self, seed=0, xp=np, dtype=np.float32) -> dict:
+        """Fresh parameters: conv N(0, sqrt(2/(k*k*C_out))), linear N(0, 0.01),
+        leak 1 and threshold 1 (conversion sets the thresholds)."""
+        rng = np.random.default_rng(seed)
+        params = {}
+        for key, spec in self.specs.items():
+            if spec.kind == "weight":
+                value = rng.normal(0.0, spec.init_std, spec.shape)
+            else:
+                value = np.ones(spec.shape)
+            params[key] = to_device(value.astype(dtype), xp)
+        return params
+
+    def param_shapes(self) -> dict:
+        return {k: s.shape for k, s in self.specs.items()}
+
+    def spiking_layers(self) -> list:
+        """Names of the spiking layers, input to output."""
+        return list(self.neurons)
+
+    def compute_layers(self) -> list:
+        """(name, MACs per image per step, source spiking layer or None) per conv/linear."""
+        return self.body.compute_layers()
+
+    # -- checks at the public boundary -------------------------------------
+    def validate(self, params, x=None, T=1, mode="snn"):
+        """Raise a clear error for bad parameters, input, T or mode.
+
+        Checks keys and shapes, one float dtype, one backend, finite input,
+        T >= 1, and (SNN) leak in [0, 1] and threshold > 0 for every layer.
+        Reading values synchronises with the device; training loops that keep
+        parameters in range themselves pass ``check=False`` to forward.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
+            raise ValueError(f"T (timesteps) must be an integer >= 1; got {T!r}")
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict of arrays; got {type(params).__name__}")
+        missing = [k for k in self.specs if k not in params]
+        extra = [k for k in params if k not in self.specs]
+        if missing or extra:
+            raise KeyError(f"{self.name}: parameters do not match the network "
+                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
+        xp = array_module(x, *params.values())
+        dtype = None
+        for key, spec in self.specs.items():
+            value = params[key]
+            if tuple(value.shape) != spec.shape:
+                raise ValueError(f"parameter {key} has shape {tuple(value.shape)}; "
+                                 f"{self.name} expects {spec.shape}")
+            check_float_dtype(f"parameter {key}", value)
+            if dtype is None:
+                dtype = value.dtype
+            elif value.dtype != dtype:
+                raise TypeError(f"parameter {key} is {value.dtype} but others are {dtype}")
+        if x is not None:
+            if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+                raise ValueError(f"input must have shape (batch, {', '.join(map(str, self.input_shape))}); "
+                                 f"got {tuple(x.shape)}")
+            if x.shape[0] < 1:
+                raise ValueError("input batch is empty")
+            check_float_dtype("input", x)
+            if x.dtype != dtype:
+                raise TypeError(f"input is {x.dtype} but parameters are {dtype}; "
+                                "normalise images to the parameters' float dtype first")
+            if not bool(xp.isfinite(x).all()):
+                raise ValueError("input contains NaN or infinite values")
+        if mode == "snn":
+            for name in self.neurons:
+                leak = float(params[f"{name}.leak"])
+                threshold = float(params[f"{name}.threshold"])
+                if not 0.0 <= leak <= 1.0:
+                    raise ValueError(f"leak of layer {name} is {leak}; it must lie in [0, 1]")
+                if not threshold > 0.0:
+                    raise ValueError(f"threshold of layer {name} is {threshold}; it must be > 0")
+
+    def _context(self, T, mode, train, rng, surrogate, smooth, dropout):
+        if train and not isinstance(train, bool):
+            raise TypeError("train must be True or False")
+        return Context(T=T if mode == "snn" else 1, snn=mode == "snn", train=train, rng=rng,
+                       surrogate=get_surrogate(surrogate), smooth=smooth,
+                       dropout=self.dropout if dropout is None else dict(dropout))
+
+    # -- forward and backward ----------------------------------------------
+    def forward(self, params, x, *, train, T=1, mode="snn", rng=None, surrogate="triangle",
+                smooth=False, dropout=None, check=True):
+        """Logits for a batch: U^T of Eq. 6 in SNN mode, the last layer's output in ANN mode.
+
+        x: (B, C, H, W) normalised images, presented unchanged at every step
+        (direct input encoding).  ``train`` switches dropout on (masks drawn from
+        ``rng``, a device Generator, once per call and kept for all T steps).
+        ``smooth=True`` sends the surrogate's primitive forward instead of spikes
+        (for gradient checks).  Returns ``(logits, trace)``.
+        """
+        if check:
+            self.validate(params, x, T, mode)
+        ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout)
+        logits, caches = self.body.forward(params, x[None], ctx)
+        return logits, Trace(mode, ctx.T, x.shape[0], caches, ctx.spike_counts)
+
+    def backward(self, params, dlogits, trace):
+        """BPTT (Eq. 9-14): gradients of the loss for every parameter, same keys."""
+        if tuple(dlogits.shape) != (trace.batch, self.num_classes):
+            raise ValueError(f"dlogits must have shape ({trace.batch}, {self.num_classes}); "
+                             f"got {tuple(dlogits.shape)}")
+        grads = {}
+        self.body.backward(params, dlogits, trace.caches, grads)
+        return {key: grads[key] for key in self.specs}
+
+    def forward_stepwise(self, params, x, *, T, mode="snn", train=False, rng=None,
+                         surrogate="triangle", smooth=False, dropout=None, observe=None,
+                         check=True):
+        """The same computation one timestep at a time (for teaching and for
+        threshold search).  ``observe(name, t, current)`` is called with each
+        spiking layer's input current I^t.  Returns ``(logits, spike_counts)``."""
+        if check:
+            self.validate(params, x, T, mode)
+        ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout)
+        ctx.observe = observe
+        state = {}
+        logits = None
+        for t in range(ctx.T):
+            ctx.t = t
+            logits = self.body.step(params, x, state, ctx)
+        return logits, ctx.spike_counts

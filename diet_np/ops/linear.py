@@ -1,0 +1,17 @@
+"""Fully connected layer without bias."""
+from __future__ import annotations
+
+
+def linear_forward(x, w):
+    """out = x W^T.  x: (N, F_in), w: (F_out, F_in) -> (N, F_out)."""
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"linear expects x (N, {w.shape[-1]}) for weight {tuple(w.shape)}; "
+                         f"got x {tuple(x.shape)}")
+    return x.astype(w.dtype, copy=False) @ w.T, (x, w)
+
+
+def linear_backward(dout, cache, need_dx: bool = True):
+    """Returns ``(dx, dw)``: dw = dout^T x (Eq. 12 for a dense layer), dx = dout W."""
+    x, w = cache
+    dw = dout.T @ x.astype(w.dtype, copy=False)
+    return (dout @ w if need_dx else None), dw

@@ -1,0 +1,111 @@
+"""Whole networks: BPTT against finite differences (smooth mode) and against an
+independent reference implementation of the spec (true spiking mode)."""
+import numpy as np
+import pytest
+
+from conftest import lively_params
+from diet_np.architectures import build_network, vgg
+from diet_np.gradcheck import (DEFAULT_TOL, check_network_gradients, network_kink_margin,
+                               network_loss_fn)
+from diet_np.layers import Conv, Flatten, Neuron, Readout, ResidualBlock, AvgPool
+from diet_np.network import Network
+from diet_np.ops import softmax_cross_entropy
+from reference_snn import reference_grads
+
+MARGIN = 1e-3   # no neuron closer than this to a kink (z = 0, +-1) at the base point
+
+
+def small_vgg(pool="A"):
+    """conv - pool - conv - pool - linear - output."""
+    return vgg([4, pool, 5, pool], [6], num_classes=3, input_shape=(3, 8, 8),
+               dropout={"conv": 0.25, "fc": 0.25})
+
+
+def draw_case(net, seed, T, surrogate="triangle", dropout_seed=3):
+    """Parameters and inputs whose neurons are all away from kinks (nudged by
+    redrawing the input), with every layer spiking."""
+    params = lively_params(net, seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        x = rng.normal(size=(3,) + net.input_shape)
+        margin = network_kink_margin(net, params, x, T=T, surrogate=surrogate,
+                                     dropout_seed=dropout_seed)
+        if margin > MARGIN:
+            break
+    else:
+        pytest.fail("could not draw an input away from the kinks")
+    return params, x, np.arange(3) % net.num_classes
+
+
+@pytest.mark.parametrize("surrogate", ["triangle", "fast_sigmoid", "atan"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_small_snn_smooth_mode_every_parameter(surrogate, seed):
+    net = small_vgg()
+    params, x, y = draw_case(net, seed, T=4, surrogate=surrogate)
+    _, trace = network_loss_fn(net, params, x, y, T=4, dropout_seed=3, smooth=True).run()
+    assert all(float(c) > 0 for c in trace.spike_counts.values()), "every layer must spike"
+    errors = check_network_gradients(net, params, x, y, T=4, surrogate=surrogate, dropout_seed=3)
+    assert set(errors) == set(params)
+    bad = {k: e for k, e in errors.items() if not e < DEFAULT_TOL}
+    assert not bad, bad
+
+
+def test_maxpool_snn_smooth_mode():
+    """Max pooling needs a surrogate whose primitive never saturates: the triangle's
+    primitive is flat outside [-1, 1], which would make ties (kinks) in the pool."""
+    net = small_vgg("M")
+    params, x, y = draw_case(net, 2, T=5, surrogate="atan")
+    errors = check_network_gradients(net, params, x, y, T=5, surrogate="atan", dropout_seed=3)
+    assert max(errors.values()) < DEFAULT_TOL, errors
+
+
+def tiny_resnet():
+    layers = [Conv("pre1", 4, first=True), Neuron("pre1"), AvgPool(2),
+              ResidualBlock("block1", 4), ResidualBlock("block2", 6, stride=2),
+              Flatten(), Readout("out", 3)]
+    return Network(layers, (3, 8, 8), 3, "tiny-resnet", {"conv": 0.2, "fc": 0.0})
+
+
+def test_residual_blocks_smooth_mode():
+    net = tiny_resnet()
+    assert "block2.shortcut.weight" in net.specs and "block1.shortcut.weight" not in net.specs
+    params, x, y = draw_case(net, 4, T=4)
+    errors = check_network_gradients(net, params, x, y, T=4, dropout_seed=3)
+    assert max(errors.values()) < DEFAULT_TOL, errors
+
+
+def test_ann_mode_gradients():
+    net = small_vgg()
+    params, x, y = lively_params(net, 5), np.random.default_rng(5).normal(size=(3, 3, 8, 8)), np.arange(3)
+    errors = check_network_gradients(net, params, x, y, T=1, mode="ann", dropout_seed=3)
+    assert max(v for k, v in errors.items() if k.endswith(".weight")) < DEFAULT_TOL, errors
+    assert all(errors[k] == 0.0 for k in errors if not k.endswith(".weight"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_true_spiking_mode_matches_independent_reference(seed):
+    net = vgg([4, "A", 5, "A"], [6], num_classes=3, input_shape=(3, 8, 8))
+    layers = [("conv", "conv1", 1, 1), ("avgpool",), ("conv", "conv2", 1, 1), ("avgpool",),
+              ("flatten",), ("fc", "fc1"), ("out", "out")]
+    params = lively_params(net, seed)
+    rng = np.random.default_rng(100 + seed)
+    x, y, T = rng.normal(size=(4, 3, 8, 8)), np.array([0, 1, 2, 1]), 5
+    logits, trace = net.forward(params, x, train=False, T=T)
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    grads = net.backward(params, dlogits, trace)
+    ref_loss, ref_grads = reference_grads(layers, params, x, y, T)
+    assert np.isclose(float(loss), ref_loss, rtol=1e-12)
+    assert all(float(c) > 0 for c in trace.spike_counts.values())
+    for key in params:
+        np.testing.assert_allclose(grads[key], ref_grads[key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+def test_grads_keyed_like_params_for_every_architecture():
+    for arch in ("vgg5", "resnet20"):
+        net = build_network(arch)
+        params = net.init_params(0)
+        x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
+        logits, trace = net.forward(params, x, train=True, T=2, rng=np.random.default_rng(0))
+        grads = net.backward(params, softmax_cross_entropy(logits, np.array([1, 2]))[1], trace)
+        assert list(grads) == list(params)
+        assert all(grads[k].shape == params[k].shape and grads[k].dtype == np.float32 for k in params)

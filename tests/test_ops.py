@@ -1,0 +1,204 @@
+"""Every op against a slow, obviously-correct loop version and against finite differences."""
+import numpy as np
+import pytest
+
+from diet_np import ops
+from diet_np.backend import get_xp, to_host
+from diet_np.gradcheck import numerical_gradient, relative_error
+from diet_np.readout import readout_backward, readout_forward
+from diet_np.surrogates import SURROGATES
+
+TOL = 1e-7
+
+
+def naive_conv(x, w, stride, pad):
+    """Direct definition: out[n, o, i, j] = sum_{c,a,b} xpad[n, c, i*s+a, j*s+b] w[o, c, a, b]."""
+    n, c, h, wd = x.shape
+    co, _, kh, kw = w.shape
+    xpad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+    out = np.zeros((n, co, ho, wo))
+    for b in range(n):
+        for o in range(co):
+            for i in range(ho):
+                for j in range(wo):
+                    patch = xpad[b, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    out[b, o, i, j] = np.sum(patch * w[o])
+    return out
+
+
+def naive_pool(x, k, reduce):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h // k, w // k))
+    for i in range(h // k):
+        for j in range(w // k):
+            out[:, :, i, j] = reduce(x[:, :, i * k:(i + 1) * k, j * k:(j + 1) * k], axis=(2, 3))
+    return out
+
+
+def loss_of(out_fn, dout):
+    """Scalar <out_fn(), dout>, whose gradient w.r.t. the inputs is the op's backward of dout."""
+    return lambda: float(np.sum(out_fn() * dout))
+
+
+@pytest.mark.parametrize("stride,pad,k", [(1, 1, 3), (2, 1, 3), (1, 0, 3), (2, 0, 1), (1, 2, 5)])
+def test_conv_matches_naive_loops(stride, pad, k):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 7, 6))
+    w = rng.normal(size=(4, 3, k, k))
+    out, _ = ops.conv2d_forward(x, w, stride, pad)
+    np.testing.assert_allclose(out, naive_conv(x, w, stride, pad), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1), (2, 0)])
+def test_conv_gradients(stride, pad):
+    rng = np.random.default_rng(1)
+    x, w = rng.normal(size=(2, 3, 5, 5)), rng.normal(size=(4, 3, 3, 3))
+    out, cache = ops.conv2d_forward(x, w, stride, pad)
+    dout = rng.normal(size=out.shape)
+    dx, dw = ops.conv2d_backward(dout, cache)
+    f = loss_of(lambda: ops.conv2d_forward(x, w, stride, pad)[0], dout)
+    assert relative_error(dx, numerical_gradient(f, x)) < TOL
+    assert relative_error(dw, numerical_gradient(f, w)) < TOL
+    assert ops.conv2d_backward(dout, cache, need_dx=False)[0] is None
+
+
+def test_im2col_col2im_are_adjoint():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 3, 6, 5))
+    col = ops.im2col(x, 3, 3, 2, 1)
+    c = rng.normal(size=col.shape)
+    assert np.isclose(np.sum(col * c), np.sum(x * ops.col2im(c, x.shape, 3, 3, 2, 1)))
+
+
+def test_linear_gradients():
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(5, 7)), rng.normal(size=(4, 7))
+    out, cache = ops.linear_forward(x, w)
+    np.testing.assert_allclose(out, x @ w.T)
+    dout = rng.normal(size=out.shape)
+    dx, dw = ops.linear_backward(dout, cache)
+    f = loss_of(lambda: ops.linear_forward(x, w)[0], dout)
+    assert relative_error(dx, numerical_gradient(f, x)) < TOL
+    assert relative_error(dw, numerical_gradient(f, w)) < TOL
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_avgpool_matches_naive_and_gradient(k):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 3, 8, 8))
+    out, cache = ops.avgpool_forward(x, k)
+    np.testing.assert_allclose(out, naive_pool(x, k, np.mean))
+    dout = rng.normal(size=out.shape)
+    f = loss_of(lambda: ops.avgpool_forward(x, k)[0], dout)
+    assert relative_error(ops.avgpool_backward(dout, cache), numerical_gradient(f, x)) < TOL
+
+
+def test_maxpool_matches_naive_and_gradient():
+    rng = np.random.default_rng(5)
+    x = rng.permutation(2 * 3 * 8 * 8).reshape(2, 3, 8, 8) * 0.01  # distinct: no ties, no kinks
+    out, cache = ops.maxpool_forward(x, 2)
+    np.testing.assert_allclose(out, naive_pool(x, 2, np.max))
+    dout = rng.normal(size=out.shape)
+    f = loss_of(lambda: ops.maxpool_forward(x, 2)[0], dout)
+    assert relative_error(ops.maxpool_backward(dout, cache), numerical_gradient(f, x)) < TOL
+
+
+def test_maxpool_tie_goes_to_first_element():
+    x = np.ones((1, 1, 2, 2))
+    out, cache = ops.maxpool_forward(x, 2)
+    dx = ops.maxpool_backward(np.ones((1, 1, 1, 1)), cache)
+    assert dx.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
+
+
+def test_dropout_mask_held_over_time_and_gradient():
+    rng = np.random.default_rng(6)
+    mask = ops.dropout_mask((4, 5), 0.5, np.random.default_rng(0), np.float64)
+    assert set(np.unique(mask)) <= {0.0, 2.0}
+    x = rng.normal(size=(3, 4, 5))                       # (T, B, F)
+    out, cache = ops.dropout_forward(x, mask)
+    for t in range(3):
+        np.testing.assert_array_equal(out[t] == 0, np.broadcast_to(mask == 0, (4, 5)) | (x[t] == 0))
+    dout = rng.normal(size=x.shape)
+    f = loss_of(lambda: ops.dropout_forward(x, mask)[0], dout)
+    assert relative_error(ops.dropout_backward(dout, cache), numerical_gradient(f, x)) < TOL
+    with pytest.raises(ValueError, match="dropout probability"):
+        ops.dropout_mask((2,), 1.0, np.random.default_rng(0), np.float64)
+
+
+def test_relu_gradient():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 6))
+    x[np.abs(x) < 0.05] = 0.5                           # keep away from the kink
+    out, cache = ops.relu_forward(x)
+    dout = rng.normal(size=x.shape)
+    f = loss_of(lambda: ops.relu_forward(x)[0], dout)
+    assert relative_error(ops.relu_backward(dout, cache), numerical_gradient(f, x)) < TOL
+
+
+def test_softmax_cross_entropy_value_and_gradient():
+    rng = np.random.default_rng(8)
+    logits, labels = rng.normal(size=(5, 4)), np.array([0, 3, 1, 1, 2])
+    loss, dlogits = ops.softmax_cross_entropy(logits, labels)
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert np.isclose(float(loss), -np.mean(np.log(p[np.arange(5), labels])))
+    f = lambda: ops.softmax_cross_entropy(logits, labels)[0]
+    assert relative_error(dlogits, numerical_gradient(f, logits)) < TOL
+    assert np.isclose(float(ops.softmax_cross_entropy(np.zeros((3, 10)), np.zeros(3, int))[0]),
+                      np.log(10))
+
+
+def test_readout_accumulates_and_gradient():
+    rng = np.random.default_rng(9)
+    x, w = rng.normal(size=(4, 3, 6)), rng.normal(size=(5, 6))   # (T, B, F)
+    logits, cache = readout_forward(x, w)
+    np.testing.assert_allclose(logits, sum(x[t] @ w.T for t in range(4)))   # Eq. 6
+    dlogits = rng.normal(size=logits.shape)
+    dx, dw = readout_backward(dlogits, cache)
+    f = loss_of(lambda: readout_forward(x, w)[0], dlogits)
+    assert relative_error(dx, numerical_gradient(f, x)) < TOL
+    assert relative_error(dw, numerical_gradient(f, w)) < TOL
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+def test_surrogate_is_derivative_of_its_primitive(name):
+    sur = SURROGATES[name]()
+    z = np.linspace(-2.5, 2.5, 101) + 0.0123             # avoid the corners at -1, 0, 1
+    h = 1e-6
+    numeric = (sur.primitive(z + h) - sur.primitive(z - h)) / (2 * h)
+    assert relative_error(sur.grad(z), numeric) < 1e-8
+
+
+def test_triangle_is_eq8():
+    sur = SURROGATES["triangle"]()
+    z = np.array([-1.5, -1.0, -0.5, 0.0, 0.25, 1.0, 2.0])
+    np.testing.assert_allclose(sur.grad(z), 0.3 * np.maximum(0, 1 - np.abs(z)))
+
+
+def test_ops_identical_on_strict_device():
+    xs = get_xp("strict")
+    rng = np.random.default_rng(10)
+    x, w = rng.normal(size=(2, 3, 8, 8)).astype(np.float32), rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    out, cache = ops.conv2d_forward(x, w, 1, 1)
+    sout, scache = ops.conv2d_forward(xs.asarray(x), xs.asarray(w), 1, 1)
+    np.testing.assert_array_equal(to_host(sout), out)
+    dout = rng.normal(size=out.shape).astype(np.float32)
+    for a, b in zip(ops.conv2d_backward(xs.asarray(dout), scache), ops.conv2d_backward(dout, cache)):
+        np.testing.assert_array_equal(to_host(a), b)
+    for fwd, bwd in [(ops.avgpool_forward, ops.avgpool_backward),
+                     (ops.maxpool_forward, ops.maxpool_backward)]:
+        o, c = fwd(x)
+        so, sc = fwd(xs.asarray(x))
+        np.testing.assert_array_equal(to_host(so), o)
+        np.testing.assert_array_equal(to_host(bwd(xs.asarray(o), sc)), bwd(o, c))
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises(ValueError, match="channels"):
+        ops.conv2d_forward(np.zeros((1, 2, 4, 4)), np.zeros((3, 3, 3, 3)))
+    with pytest.raises(ValueError, match="divisible"):
+        ops.avgpool_forward(np.zeros((1, 1, 5, 4)))
+    with pytest.raises(ValueError, match="linear"):
+        ops.linear_forward(np.zeros((2, 3)), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="labels"):
+        ops.softmax_cross_entropy(np.zeros((2, 3)), np.zeros(3, int))
