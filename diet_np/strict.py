@@ -202,8 +202,15 @@ class _Proxy:
             if type(attr).__name__ == "module":
                 return _Proxy(attr)
             return attr
-        allow = name in self._entry
-        return lambda *args, **kwargs: _call(attr, args, kwargs, allow_numpy=allow)
+        if name in self._entry:
+            return lambda *args, **kwargs: _call(attr, _copied(args), kwargs, allow_numpy=True)
+        return lambda *args, **kwargs: _call(attr, args, kwargs)
+
+
+def _copied(args):
+    """A NumPy array entering the strict device is copied, as a transfer to a GPU
+    would copy it: the two never share memory."""
+    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
 
 
 #: The strict device's array module.  ``asarray``/``array`` accept NumPy input:
