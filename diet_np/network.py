@@ -21,6 +21,11 @@ from .surrogates import get_surrogate
 MODES = ("snn", "ann")
 
 
+class StopStep(Exception):
+    """Raised by an ``observe`` callback of :meth:`Network.forward_stepwise` to end
+    the current timestep early (the layers after the observed one are skipped)."""
+
+
 @dataclass
 class Trace:
     """What a forward pass leaves for the backward pass and for metrics.
@@ -171,7 +176,9 @@ class Network:
                          check=True):
         """The same computation one timestep at a time (for teaching and for
         threshold search).  ``observe(name, t, current)`` is called with each
-        spiking layer's input current I^t.  Returns ``(logits, spike_counts)``."""
+        spiking layer's input current I^t; it may raise :class:`StopStep` to skip
+        the rest of that step (logits are then None).  Returns
+        ``(logits, spike_counts)``."""
         if check:
             self.validate(params, x, T, mode)
         ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout)
@@ -180,5 +187,8 @@ class Network:
         logits = None
         for t in range(ctx.T):
             ctx.t = t
-            logits = self.body.step(params, x, state, ctx)
+            try:
+                logits = self.body.step(params, x, state, ctx)
+            except StopStep:
+                logits = None
         return logits, ctx.spike_counts
