@@ -78,7 +78,7 @@ def build_parser():
     p = sub.add_parser("demo", help="ANN -> conversion -> DIET at T=5 on the embedded data set")
     _common(p)
     p.add_argument("--arch", default="vgg5", choices=ARCHITECTURES)
-    p.add_argument("--ann-epochs", type=_positive_int, default=12)
+    p.add_argument("--ann-epochs", type=_positive_int, default=20)
     p.add_argument("--diet-epochs", type=_positive_int, default=3)
     p.add_argument("--timesteps", type=_positive_int, default=5)
     p.add_argument("--long-timesteps", type=_positive_int, default=100)
@@ -92,8 +92,11 @@ def build_parser():
     _common(p)
     p.add_argument("--arch", default="vgg5", choices=ARCHITECTURES)
     _training(p, ann=True)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="sgd (the paper's) or adam")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--dropout", type=float, nargs=2, default=(0.2, 0.5), metavar=("CONV", "FC"))
 
     p = sub.add_parser("convert", help="ANN -> SNN with 99.7th-percentile thresholds")
     _common(p)
@@ -138,8 +141,12 @@ def _data(args):
 def _cmd_demo(args):
     dataset = _data(args)
     print(f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test images")
-    ann_cfg = ann_config(epochs=args.ann_epochs)
-    diet_cfg = diet_config(epochs=args.diet_epochs, T=args.timesteps, lr=args.diet_lr)
+    # A short schedule: Adam instead of the paper's 100+ epochs of SGD, no augmentation.
+    ann_cfg = ann_config(epochs=args.ann_epochs, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                         schedule="cosine", batch_size=32, augment=False,
+                         dropout={"conv": 0.1, "fc": 0.2})
+    diet_cfg = diet_config(epochs=args.diet_epochs, T=args.timesteps, lr=args.diet_lr,
+                           batch_size=32, augment=False)
     run_all(dataset, args.arch, args.out, ann_cfg, diet_cfg, device=args.device,
             T_find=args.find_steps, scale=args.scale, images=256, long_T=args.long_timesteps,
             resume=args.resume, show_progress=not args.quiet)
@@ -149,7 +156,8 @@ def _cmd_train_ann(args):
     dataset, xp = _data(args), get_xp(args.device)
     cfg = ann_config(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                      augment=not args.no_augment, schedule=args.schedule,
-                     weight_decay=args.weight_decay, momentum=args.momentum)
+                     weight_decay=args.weight_decay, momentum=args.momentum,
+                     optimizer=args.optimizer, dropout=dict(zip(("conv", "fc"), args.dropout)))
     cfg.validate()
     net = build_network(args.arch, dataset.num_classes)
     params = net.init_params(args.seed, xp)

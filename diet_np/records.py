@@ -188,7 +188,8 @@ def plot_curves(records: list[dict], png_path) -> None:
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
-        if field == "lr" and all(y > 0 for y in _series(records, "lr")[1]):
+        lrs = _series(records, "lr")[1] if field == "lr" else []
+        if len(set(lrs)) > 1 and all(y > 0 for y in lrs):
             ax.set_yscale("log")
         if series_keys:
             ax.legend(fontsize="small", loc="best")
