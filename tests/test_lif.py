@@ -28,15 +28,19 @@ def test_spike_needs_z_strictly_positive():
 def test_worked_example_one_neuron_three_steps_true_spiking():
     """Gradients of one neuron over T = 3 steps, derived by hand from Eq. 10-14.
 
-    I = w x (direct encoding, same every step), leak lam, threshold v.
-    The loss reaches the spikes as do^t = c_t.  sg(z) = 0.3 max(0, 1 - |z|).
+    I = w x (direct encoding, same every step), leak lam, threshold v = 0.8 (not 1,
+    so that a missing 1/v would show).  The loss reaches the spikes as do^t = c_t.
+    sg(z) = 0.3 max(0, 1 - |z|).
     """
-    w, x, lam, v, c = 0.7, 1.0, 0.9, 1.0, [1.0, -2.0, 0.5]
+    w, x, lam, v, c = 0.7, 1.0, 0.9, 0.8, [1.0, -2.0, 0.5]
     sg = lambda z: 0.3 * max(0.0, 1.0 - abs(z))
-    # forward, Eq. 2-5: u = (0.7, 1.33, 0.997), o = (0, 1, 0), m = (0.7, 0.33, 0.997)
-    u1 = w * x;           o1 = 0.0; m1 = u1
-    u2 = lam * m1 + w * x; o2 = 1.0; m2 = u2 - v
-    u3 = lam * m2 + w * x; o3 = 0.0
+    # forward, Eq. 2-5
+    u1 = w * x               # 0.7    z1 = -0.125   o1 = 0   m1 = 0.7
+    o1, m1 = 0.0, u1
+    u2 = lam * m1 + w * x    # 1.33   z2 = 0.6625   o2 = 1   m2 = 0.53
+    o2, m2 = 1.0, u2 - v
+    u3 = lam * m2 + w * x    # 1.177  z3 = 0.47125  o3 = 1
+    o3 = 1.0
     z1, z2, z3 = u1 / v - 1, u2 / v - 1, u3 / v - 1
     # backward, t = 3, 2, 1
     du3 = 0.0 + c[2] * sg(z3) / v                                   # Eq. 10, dm^3 = 0
@@ -50,10 +54,13 @@ def test_worked_example_one_neuron_three_steps_true_spiking():
     du1 = dm1 + c[0] * sg(z1) / v
     dv += -c[0] * sg(z1) * u1 / v**2 - dm1 * o1
     dw = (du1 + du2 + du3) * x                                       # Eq. 12, layer 1
-    assert np.isclose(dlam, 0.14955 * 0.33 + (0.9 * 0.14955 - 2 * 0.201) * 0.7)
+    # the same numbers written out: sg(z3) = 0.3 * 0.52875 = 0.158625, du3 = 0.5 * 0.158625 / 0.8
+    assert np.isclose(du3, 0.099140625)
+    assert np.isclose(du2, 0.9 * 0.099140625 - 2.0 * 0.3 * 0.3375 / 0.8)
 
     out, cache = lif_forward(np.array([[w * x]]), np.array(lam), np.array(v), T=3)
-    assert out[:, 0].tolist() == [0.0, 1.0, 0.0]
+    assert out[:, 0].tolist() == [o1, o2, o3]
+    np.testing.assert_allclose(cache.u[:, 0], [u1, u2, u3])
     dcurrent, dleak, dthreshold = lif_backward(np.array(c)[:, None], cache)
     assert dcurrent.shape == (1, 1)                                  # constant current: summed
     np.testing.assert_allclose([float(dcurrent[0, 0]) * x, float(dleak), float(dthreshold)],
