@@ -191,7 +191,9 @@ def _cmd_finetune(args):
                       seed=args.seed, augment=not args.no_augment, schedule=args.schedule,
                       dropout={"conv": args.dropout, "fc": args.dropout})
     cfg.validate()
-    print(f"fine-tuning {meta['arch']} ({meta['kind']}, trained at T={meta['T']}) at T={cfg.T}")
+    origin = (f"converted, thresholds from T_find={meta['T_find']}" if "T_find" in meta
+              else f"SNN trained at T={meta['T']}")
+    print(f"fine-tuning {meta['arch']} ({origin}) at T={cfg.T}")
     fit(net, params, dataset, cfg, args.out, arch=meta["arch"], xp=xp, resume=args.resume,
         show_progress=not args.quiet)
 
