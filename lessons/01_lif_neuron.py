@@ -1,0 +1,393 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 1: one leaky integrate-and-fire neuron (Eq. 1–5)
+#
+# Every hidden layer of a DIET-SNN is made of *leaky integrate-and-fire* (LIF) neurons.
+# This lesson takes one of them apart:
+#
+# 1. from the continuous membrane equation (Eq. 1) to the discrete update the network
+#    uses (Eq. 2), and where the leak `lambda = exp(-dt/tau_m)` comes from;
+# 2. a membrane trace with threshold, spikes and the soft reset (Eq. 3–5);
+# 3. what the leak does;
+# 4. soft reset (subtract the threshold) against reset to zero;
+# 5. the firing rate as a function of the input current, the leak and the threshold.
+#
+# The neuron is simulated with `diet_np.lif.lif_step`, the library's one-step LIF update.
+# Only the firing-free recursion of section 1 and the two variants the library does not
+# implement (reset to zero and the paper's one-line form) are written here in a few
+# lines.
+#
+# **Assumes:** NumPy. **Runs in:** a few seconds.
+
+# %%
+import numpy as np
+
+from _common import QUICK, plt, save  # lessons/_common.py; also puts diet_np on sys.path
+from diet_np.lif import lif_step
+
+print("quick mode" if QUICK else "full mode")
+
+# %% [markdown]
+# ## 1. From the membrane equation to a discrete update (Eq. 1 → Eq. 2)
+#
+# A neuron's membrane potential `u` relaxes towards its resting value `u_rest` with
+# time constant `tau_m`, and is pushed by an input current `I` through a resistance `R`
+# (Eq. 1):
+#
+#     tau_m du/dt = -(u - u_rest) + R I(t)
+#
+# Take `u_rest = 0` and hold `I` constant over one step of length `dt`. The equation
+# is then linear with the exact solution
+#
+#     u(t + dt) = exp(-dt/tau_m) u(t) + (1 - exp(-dt/tau_m)) R I
+#
+# i.e. one step multiplies the old potential by the **leak** `lambda = exp(-dt/tau_m)`
+# and adds a scaled input. (Forward Euler gives the first-order approximation
+# `lambda = 1 - dt/tau_m`.) A network never needs `R` or `(1 - lambda)` separately:
+# they are absorbed into the synaptic weights that make the current, so the discrete
+# neuron of the paper is simply (Eq. 2, before any firing)
+#
+#     u^t = lambda u^{t-1} + I^t
+#
+# and DIET-SNN learns `lambda` directly, one scalar per layer. `lambda = 1` is the
+# non-leaky integrate-and-fire (IF) neuron used right after ANN-to-SNN conversion.
+#
+# The cell below integrates Eq. 1 exactly and checks that the discrete update with
+# `lambda = exp(-dt/tau_m)` lands exactly on the continuous curve at every step, while
+# Euler's `lambda = 1 - dt/tau_m` is only close.
+
+# %%
+tau_m, dt, R, I_const = 10.0, 2.0, 1.0, 1.5        # ms, ms, arbitrary units
+steps = 15
+t_fine = np.linspace(0.0, steps * dt, 600)
+u_continuous = R * I_const * (1.0 - np.exp(-t_fine / tau_m))   # solution of Eq. 1, u(0) = 0
+
+leak_exact = np.exp(-dt / tau_m)
+leak_euler = 1.0 - dt / tau_m
+u_exact, u_euler = [0.0], [0.0]
+for _ in range(steps):                                          # Eq. 2 without firing
+    u_exact.append(leak_exact * u_exact[-1] + (1.0 - leak_exact) * R * I_const)
+    u_euler.append(leak_euler * u_euler[-1] + (1.0 - leak_euler) * R * I_const)
+t_steps = dt * np.arange(steps + 1)
+
+exact_at_steps = R * I_const * (1.0 - np.exp(-t_steps / tau_m))
+err_exact = np.abs(np.array(u_exact) - exact_at_steps).max()
+err_euler = np.abs(np.array(u_euler) - exact_at_steps).max()
+print(f"leak exp(-dt/tau) = {leak_exact:.4f}: largest error {err_exact:.1e}")
+print(f"leak 1 - dt/tau   = {leak_euler:.4f}: largest error {err_euler:.1e}")
+assert err_exact < 1e-12, "the exponential leak must reproduce Eq. 1 exactly at the steps"
+assert err_euler > 1e-3, "Euler's leak is only an approximation"
+
+fig, ax = plt.subplots(figsize=(7, 3.6))
+ax.plot(t_fine, u_continuous, "k-", lw=1.5, label="Eq. 1, continuous")
+ax.plot(t_steps, u_exact, "o", color="C0", label=f"Eq. 2, lambda = exp(-dt/tau_m) = {leak_exact:.3f}")
+ax.plot(t_steps, u_euler, "s", mfc="none", color="C3",
+        label=f"Eq. 2, lambda = 1 - dt/tau_m = {leak_euler:.3f}")
+ax.set_xlabel("time (ms)")
+ax.set_ylabel("membrane potential u")
+ax.set_title(f"Discretising the membrane equation (tau_m = {tau_m:g} ms, dt = {dt:g} ms, no firing)")
+ax.legend(loc="lower right")
+save(fig, "01_discretisation")
+
+# %% [markdown]
+# ## 2. Threshold, spike and soft reset (Eq. 2–5)
+#
+# Per time step `t` the DIET neuron does four things (`m^0 = 0`):
+#
+#     u^t = lambda m^{t-1} + I^t        Eq. 2  integrate
+#     z^t = u^t / v - 1                 Eq. 3  normalised potential
+#     o^t = H(z^t) = 1 if z^t > 0       Eq. 4  fire (strictly greater: u = v does not fire)
+#     m^t = u^t - v o^t                 Eq. 5  soft reset: subtract the threshold
+#
+# `u^t` is the potential after integration and before the reset; `m^t` the one after.
+# The spike `o^t` is sent to the next layer **in the same step** `t`. The library's
+# `lif_step(current, m_prev, leak, threshold)` performs exactly these lines and returns
+# `(spike, m, u)`.
+#
+# First, the strictly-greater rule: a potential exactly at threshold does not fire.
+
+# %%
+edge_spikes, _, edge_u = lif_step(np.array([1.0, 1.0 + 1e-9]), np.zeros(2), 1.0, 1.0)
+print("u =", edge_u, "-> spikes", edge_spikes.astype(int))
+assert edge_spikes.tolist() == [False, True]
+
+# %% [markdown]
+# Now a trace: a neuron with `lambda = 0.95`, `v = 1`, driven by a current that is off,
+# then weak, then stronger. Weak input charges the membrane slowly and the leak fights
+# it; stronger input makes it fire regularly. After each spike the threshold is
+# subtracted, so whatever the potential had *above* the threshold is kept.
+
+# %%
+T_trace = 80
+leak, threshold = 0.95, 1.0
+current = np.zeros(T_trace)
+current[10:45] = 0.08
+current[45:] = 0.22
+
+m = np.zeros(1)
+u_trace, m_trace, spikes_trace = [], [], []
+for t in range(T_trace):
+    spike, m, u = lif_step(current[t:t + 1], m, leak, threshold)
+    u_trace.append(u[0]), m_trace.append(m[0]), spikes_trace.append(bool(spike[0]))
+u_trace, m_trace, spikes_trace = map(np.array, (u_trace, m_trace, spikes_trace))
+
+# The claims of Eq. 3-5, checked on the trace:
+assert np.all(spikes_trace == (u_trace > threshold))                      # fire iff u > v
+np.testing.assert_allclose(m_trace, u_trace - threshold * spikes_trace)    # soft reset
+n_trace_spikes = int(spikes_trace.sum())
+print(f"{n_trace_spikes} spikes at steps t = {(np.flatnonzero(spikes_trace) + 1).tolist()}")
+
+fig, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True,
+                         gridspec_kw={"height_ratios": [1, 2.5, 0.8]})
+steps_axis = np.arange(1, T_trace + 1)
+axes[0].step(steps_axis, current, where="mid", color="C2")
+axes[0].set_ylabel("input I^t")
+axes[0].set_title(f"One LIF neuron, leak {leak}, threshold {threshold}")
+# The path the potential takes: up to u^t by integration, down to m^t by the reset.
+path_t = np.repeat(steps_axis, 2)
+path_v = np.column_stack([u_trace, m_trace]).ravel()
+axes[1].plot(path_t, path_v, "-", color="0.6", lw=1)
+axes[1].plot(steps_axis, u_trace, ".", color="C0", label="u^t (after integration, Eq. 2)")
+axes[1].plot(steps_axis[spikes_trace], m_trace[spikes_trace], "v", color="C3", ms=5,
+             label="m^t = u^t - v after a spike (Eq. 5)")
+axes[1].axhline(threshold, color="k", ls="--", lw=1, label="threshold v")
+axes[1].set_ylabel("membrane potential")
+axes[1].legend(loc="upper left", fontsize=8)
+axes[2].vlines(steps_axis[spikes_trace], 0, 1, color="C3")
+axes[2].set_yticks([])
+axes[2].set_ylabel("spikes o^t")
+axes[2].set_xlabel("time step t")
+save(fig, "01_membrane_trace")
+
+# %% [markdown]
+# Each vertical drop is a soft reset: the potential falls by exactly `v`, from `u^t` to
+# `m^t` (red triangles), and the next step starts from `lambda m^t`. Where no spike
+# occurs, `m^t = u^t`.
+#
+# ## 3. What the leak does
+#
+# Feed the same constant current `I = 0.1` to three neurons that differ only in their
+# leak. Without leak (`lambda = 1`) the potential grows by `I` every step and the neuron
+# fires every `v / I` steps on average. With a leak, the potential can only climb to the
+# fixed point of `u = lambda u + I`, i.e. `I / (1 - lambda)`: for `lambda = 0.95` that
+# is 2 (above threshold: it fires, but less often), for `lambda = 0.85` it is 0.67, below
+# the threshold, so that neuron never fires at all.
+
+# %%
+T_leak = 60
+leaks = [1.0, 0.95, 0.85]
+I_leak = 0.1
+u_leak = np.zeros((len(leaks), T_leak))
+o_leak = np.zeros((len(leaks), T_leak), dtype=bool)
+m = np.zeros(len(leaks))
+for t in range(T_leak):
+    # lif_step works element-wise, so one call runs all three neurons; the leak is an
+    # array here only to compare the three side by side (in a network it is one scalar).
+    o_leak[:, t], m, u_leak[:, t] = lif_step(np.full(len(leaks), I_leak), m, np.array(leaks), 1.0)
+counts_leak = o_leak.sum(axis=1)
+for lam, c in zip(leaks, counts_leak):
+    print(f"leak {lam:4}: fixed point I/(1-lambda) = "
+          f"{'inf' if lam == 1 else f'{I_leak / (1 - lam):.2f}'}, {c} spikes in {T_leak} steps")
+assert counts_leak[0] > counts_leak[1] > counts_leak[2] == 0
+
+fig, ax = plt.subplots(figsize=(8, 3.6))
+for k, lam in enumerate(leaks):
+    ax.plot(np.arange(1, T_leak + 1), u_leak[k], color=f"C{k}",
+            label=f"lambda = {lam} ({counts_leak[k]} spikes)")
+ax.axhline(1.0, color="k", ls="--", lw=1, label="threshold v = 1")
+ax.axhline(I_leak / (1 - 0.85), color="C2", ls=":", lw=1,
+           label="fixed point I/(1-lambda) for lambda = 0.85")
+ax.set_xlabel("time step t")
+ax.set_ylabel("u^t")
+ax.set_title(f"Same input current I = {I_leak}, three leaks")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+save(fig, "01_leak")
+
+# %% [markdown]
+# ## 4. Soft reset against reset to zero
+#
+# Many SNN models reset the membrane to zero after a spike: `m^t = u^t (1 - o^t)`.
+# DIET-SNN subtracts the threshold instead (Eq. 5), which keeps the part of the
+# potential that overshot the threshold. For a non-leaky neuron and a constant current
+# this makes the spike count almost exactly proportional to the input: after `T` steps
+# the total charge `T I` equals `v` times the spike count plus what is left on the
+# membrane (which lies between 0 and `v`, as long as `I < v`), so
+#
+#     count = T I / v - m^T / v,  with 0 <= m^T <= v   ->   |count - T I / v| <= 1.
+#
+# With reset to zero the overshoot is thrown away at every spike, so a neuron needs
+# `floor(v/I) + 1` steps per spike, whatever the fractional part of `v/I` was: its rate
+# is a staircase that lies below the soft-reset line. With few timesteps (DIET-SNN
+# uses T = 5) every lost fraction of a spike counts, and ANN-to-SNN conversion (lesson
+# 7) relies on the rate being proportional to the input.
+#
+# Reset to zero is not in the library; it is one line different from Eq. 5.
+
+# %%
+def lif_step_reset_to_zero(current, m_prev, leak, threshold):
+    """Eq. 2-4 as in lif_step, but the reset sets the potential to zero."""
+    u = leak * m_prev + current
+    spike = (u / threshold - 1.0) > 0
+    m = np.where(spike, 0.0, u)
+    return spike, m, u
+
+
+def spike_counts(step_fn, currents, leak, threshold, T):
+    """Spike count over T steps of one neuron per entry of ``currents`` (constant input)."""
+    m = np.zeros_like(currents)
+    count = np.zeros(currents.shape, dtype=int)
+    for _ in range(T):
+        spike, m, _ = step_fn(currents, m, leak, threshold)
+        count += spike
+    return count
+
+
+T_rate = 50 if QUICK else 200
+currents = np.linspace(0.0, 1.3, 521)
+count_soft = spike_counts(lif_step, currents, 1.0, 1.0, T_rate)
+count_zero = spike_counts(lif_step_reset_to_zero, currents, 1.0, 1.0, T_rate)
+below = currents < 1.0
+soft_error = np.abs(count_soft[below] - T_rate * currents[below]).max()
+gap = (count_soft - count_zero) / T_rate
+print(f"T = {T_rate}: soft reset |count - T I / v| <= {soft_error:.3f} for I < v")
+print(f"reset to zero loses up to {gap.max():.3f} spikes per step "
+      f"(at I = {currents[gap.argmax()]:.3f})")
+assert soft_error <= 1.0 + 1e-9   # (floating-point slack)
+assert np.all(count_zero <= count_soft) and gap.max() > 0.2
+
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.plot(currents, count_soft / T_rate, color="C0", label="soft reset (Eq. 5): m = u - v o")
+ax.plot(currents, count_zero / T_rate, color="C3", label="reset to zero: m = u (1 - o)")
+ax.plot(currents, np.minimum(currents, 1.0), "k:", lw=1, label="I / v (capped at 1)")
+ax.set_xlabel("constant input current I (threshold v = 1, leak 1)")
+ax.set_ylabel(f"spikes per step (over T = {T_rate})")
+ax.set_title("Soft reset keeps the rate proportional to the input")
+ax.legend(fontsize=8)
+save(fig, "01_soft_vs_zero_reset")
+
+# %% [markdown]
+# Above `I = v` both neurons fire at every step and saturate at one spike per step:
+# a neuron can emit at most one spike per step. With soft reset the surplus then piles
+# up on the membrane (it grows by `I - v` per step), which is why a very strong input
+# does not fire "harder".
+#
+# ### Aside: the paper's one-line form
+#
+# The paper writes the neuron as one line,
+# `u^t = lambda u^{t-1} + sum_j w_ij o_j^t - v o^{t-1}`, whereas the authors' code (and
+# this library) does Eq. 2 + 5. Substituting Eq. 5 into Eq. 2 gives
+# `u^t = lambda u^{t-1} - lambda v o^{t-1} + I^t`: in Eq. 2 + 5 the subtracted threshold
+# is multiplied by the leak, in the one-line form it is not. With `lambda = 1` the two
+# are identical; with a leak they differ. The check below runs both forms on the same
+# random input.
+
+# %%
+def paper_form(currents, leak, threshold):
+    """The paper's one-line update u^t = lambda u^{t-1} + I^t - v o^{t-1} (o fires if u > v)."""
+    u_prev, o_prev, us, os_ = 0.0, 0.0, [], []
+    for I_t in currents:
+        u_t = leak * u_prev + I_t - threshold * o_prev
+        o_t = float(u_t > threshold)
+        us.append(u_t), os_.append(o_t)
+        u_prev, o_prev = u_t, o_t
+    return np.array(us), np.array(os_)
+
+
+def library_form(currents, leak, threshold):
+    m, us, os_ = np.zeros(1), [], []
+    for I_t in currents:
+        spike, m, u = lif_step(np.array([I_t]), m, leak, threshold)
+        us.append(u[0]), os_.append(float(spike[0]))
+    return np.array(us), np.array(os_)
+
+
+rng = np.random.default_rng(1)
+random_input = rng.uniform(0.0, 0.6, size=40)
+u_paper, o_paper = paper_form(random_input, 1.0, 1.0)
+u_lib, o_lib = library_form(random_input, 1.0, 1.0)
+np.testing.assert_allclose(u_paper, u_lib, atol=1e-12)          # identical when lambda = 1
+u_paper, o_paper = paper_form(random_input, 0.8, 1.0)
+u_lib, o_lib = library_form(random_input, 0.8, 1.0)
+form_difference = np.abs(u_paper - u_lib).max()
+print(f"lambda = 1:   the two forms agree exactly")
+print(f"lambda = 0.8: potentials differ by up to {form_difference:.3f}; "
+      f"{int(o_paper.sum())} vs {int(o_lib.sum())} spikes (paper form vs Eq. 2+5)")
+assert form_difference > 0.01
+
+# %% [markdown]
+# ## 5. Firing rate against input current, leak and threshold
+#
+# For a constant current the rate curve summarises the neuron:
+#
+# * **Leak** (left): with `lambda < 1` the neuron stays silent until the fixed point
+#   `I / (1 - lambda)` exceeds `v`, i.e. below the current `I = v (1 - lambda)` (dotted
+#   lines); above it the rate rises towards the IF neuron's `I / v` line. A smaller
+#   leak raises this minimum current and lowers the rate.
+# * **Threshold** (right): for an IF neuron the rate is `I / v` (up to one spike over
+#   `T` steps): the threshold sets the slope, i.e. the gain of the neuron.
+#
+# DIET-SNN learns both per layer, which lets each layer tune how many spikes it needs
+# to pass on its information (lesson 4).
+
+# %%
+T_curve = 200
+currents = np.linspace(0.0, 1.2, 241)
+curve_leaks = [1.0, 0.97, 0.9, 0.8]
+curve_thresholds = [0.5, 1.0, 2.0]
+rate_by_leak = {lam: spike_counts(lif_step, currents, lam, 1.0, T_curve) / T_curve
+                for lam in curve_leaks}
+rate_by_threshold = {v: spike_counts(lif_step, currents, 1.0, v, T_curve) / T_curve
+                     for v in curve_thresholds}
+
+for lam in curve_leaks[1:]:
+    onset = 1.0 * (1.0 - lam)                  # v (1 - lambda) with v = 1
+    silent = rate_by_leak[lam][currents < 0.97 * onset]
+    firing = rate_by_leak[lam][currents > 1.03 * onset]
+    print(f"leak {lam}: silent below I = {onset:.2f}, fires above")
+    assert silent.max() == 0.0 and firing.min() > 0.0
+for v in curve_thresholds:
+    slope_error = np.abs(rate_by_threshold[v] - np.minimum(currents / v, 1.0)).max()
+    assert slope_error <= 1.0 / T_curve + 1e-12
+assert all(np.all(rate_by_leak[a] >= rate_by_leak[b])
+           for a, b in zip(curve_leaks, curve_leaks[1:]))
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for k, lam in enumerate(curve_leaks):
+    ax1.plot(currents, rate_by_leak[lam], color=f"C{k}", label=f"lambda = {lam}")
+    if lam < 1:
+        ax1.axvline(1.0 - lam, color=f"C{k}", ls=":", lw=1)
+ax1.set_xlabel("constant input current I")
+ax1.set_ylabel(f"spikes per step (T = {T_curve})")
+ax1.set_title("Leak (threshold v = 1); dotted: I = v (1 - lambda)")
+ax1.legend(fontsize=8)
+for k, v in enumerate(curve_thresholds):
+    ax2.plot(currents, rate_by_threshold[v], color=f"C{k}", label=f"v = {v}")
+ax2.set_xlabel("constant input current I")
+ax2.set_title("Threshold (leak 1): rate = I / v")
+ax2.legend(fontsize=8)
+save(fig, "01_rate_curves")
+
+# %% [markdown]
+# ## Summary
+#
+# * Eq. 1 discretised exactly gives `u^t = lambda u^{t-1} + I^t` with
+#   `lambda = exp(-dt/tau_m)`; the input scale is absorbed into the weights.
+# * Eq. 2–5: integrate, normalise by the threshold, fire if strictly above it, subtract
+#   the threshold. `diet_np.lif.lif_step` does exactly this.
+# * The leak caps the potential at `I / (1 - lambda)` and silences weak inputs.
+# * The soft reset keeps the spike count within one spike of `T I / v` for an IF
+#   neuron; reset to zero loses the overshoot at every spike.
+# * The threshold sets the gain (`rate = I / v`), the leak the minimum current to fire.
+#
+# **Next:** lesson 2 asks how a gradient can pass through `o = H(z)`.

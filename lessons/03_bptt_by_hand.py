@@ -1,0 +1,361 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 3: backpropagation through time by hand, for one neuron (Eq. 9–14)
+#
+# A LIF neuron is a tiny recurrent network: its state (the membrane potential) is
+# carried from step to step. Training it means *backpropagation through time* (BPTT):
+# unroll the `T` steps into one long feed-forward graph and apply the chain rule
+# backwards from `t = T` to `t = 1`. This lesson
+#
+# 1. unrolls one neuron and derives every term of its backward pass (Eq. 10–14);
+# 2. computes them with plain Python loops written here, and compares the result with
+#    the library's `diet_np.lif.lif_forward` / `lif_backward`;
+# 3. checks the gradients against finite differences in *smooth mode*
+#    (`diet_np.gradcheck`);
+# 4. isolates the reset path into the threshold (the second term of Eq. 14) and shows
+#    that without it the finite-difference check fails.
+#
+# **Assumes:** lessons 1–2. **Runs in:** a second or two.
+
+# %%
+import numpy as np
+
+from _common import QUICK, plt, save
+from diet_np.gradcheck import DEFAULT_TOL, numerical_gradient, relative_error
+from diet_np.lif import lif_backward, lif_forward
+from diet_np.surrogates import Triangle
+
+print("quick mode" if QUICK else "full mode")
+
+# %% [markdown]
+# ## 1. The neuron, unrolled
+#
+# One neuron receives `n_in = 3` input spike trains `x_j^t` (as if from a previous
+# spiking layer) through weights `w_j`, has leak `lambda` and threshold `v`, and runs
+# for `T = 6` steps. For `t = 1 .. T`, with `m^0 = 0`:
+#
+#     I^t = sum_j w_j x_j^t                  input current
+#     u^t = lambda m^{t-1} + I^t             Eq. 2
+#     z^t = u^t / v - 1                      Eq. 3
+#     o^t = H(z^t)                           Eq. 4
+#     m^t = u^t - v o^t                      Eq. 5
+#
+# The spikes go on to the rest of the network, which we stand in for by a fixed linear
+# loss `L = sum_t c_t o^t`, so that `do^t = dL/do^t = c_t` (in a real network `do^t`
+# comes back from layer `l + 1` at the same step `t`, e.g. through Eq. 9 from the
+# output layer). We write `dX` for `dL/dX`.
+
+# %%
+T, n_in = 6, 3
+rng = np.random.default_rng(2)
+x = (rng.random((T, n_in)) < 0.6).astype(float)       # input spikes x_j^t
+w0 = rng.uniform(0.2, 0.7, n_in)                       # weights
+lam0, v0 = 0.9, 0.8                                    # leak and threshold
+c = rng.normal(0.0, 1.0, T)                            # dL/do^t
+sg = Triangle()                                        # Eq. 8, gamma = 0.3
+print("input spikes x^t (rows t = 1..T):\n", x.astype(int))
+print("weights w =", np.round(w0, 3), " leak =", lam0, " threshold =", v0)
+print("loss weights c_t =", np.round(c, 3))
+
+# %% [markdown]
+# The graph for three steps: each arrow is a forward dependency, labelled with its
+# local derivative (for the spike, the surrogate of Eq. 8); the backward pass
+# multiplies these along every path from the loss back to a quantity and sums over the
+# paths. The spike feeds the reset `m^t = u^t - v o^t`, but there it is treated as a
+# constant (**detached**, dashed grey): the step `H` has no surrogate inside the reset.
+# The threshold `v` (red, drawn once per step but one shared number) enters twice per
+# step: through `z^t` into the spike, and through the reset.
+
+# %%
+fig, ax = plt.subplots(figsize=(11, 5))
+ax.set_xlim(-0.4, 10.2)
+ax.set_ylim(-0.4, 4.5)
+ax.axis("off")
+pos, names = {}, {}
+for k in range(3):
+    x0, sup = 0.6 + 3.4 * k, k + 1
+    for key, xy, text in ((f"I{k}", (x0, 4.0), f"$I^{sup}$"), (f"u{k}", (x0, 2.8), f"$u^{sup}$"),
+                          (f"m{k}", (x0 + 1.7, 2.8), f"$m^{sup}$"), (f"o{k}", (x0, 1.4), f"$o^{sup}$"),
+                          (f"v{k}", (x0 + 1.7, 1.4), "$v$"), (f"L{k}", (x0, 0.1), f"$c_{sup} o^{sup}$")):
+        pos[key], names[key] = xy, text
+for key, (px, py) in pos.items():
+    ax.text(px, py, names[key], ha="center", va="center", fontsize=12,
+            bbox=dict(boxstyle="round", fc="white", ec="C3" if key[0] == "v" else "k"))
+
+
+def arrow(a, b, text="", dx=0.0, dy=0.0, style="-", colour="k"):
+    """Arrow from node a to node b, labelled at the midpoint shifted by (dx, dy)."""
+    ax.annotate("", xy=pos[b], xytext=pos[a],
+                arrowprops=dict(arrowstyle="-|>", ls=style, color=colour, lw=1.3,
+                                shrinkA=13, shrinkB=13))
+    mx, my = (pos[a][0] + pos[b][0]) / 2, (pos[a][1] + pos[b][1]) / 2
+    ax.text(mx + dx, my + dy, text, fontsize=9, color=colour, ha="center", va="center")
+
+
+for k in range(3):
+    arrow(f"I{k}", f"u{k}", "1", dx=0.15)
+    arrow(f"u{k}", f"m{k}", "1", dy=0.15)
+    arrow(f"u{k}", f"o{k}", "σ'(z)/v", dx=-0.45)
+    arrow(f"o{k}", f"m{k}", "-v\n(detached)", dx=0.15, dy=-0.25, style="--", colour="0.5")
+    arrow(f"v{k}", f"o{k}", "-σ'(z) u/v²", dy=-0.22, colour="C3")
+    arrow(f"v{k}", f"m{k}", "$-o^t$", dx=0.3, colour="C3", style=":")
+    arrow(f"o{k}", f"L{k}", "$c_t$", dx=-0.2)
+    if k < 2:
+        arrow(f"m{k}", f"u{k + 1}", "λ", dy=0.15)
+ax.set_title("One LIF neuron unrolled over three steps (labels: local derivatives; "
+             "red: the one threshold v, used at every step)", fontsize=10)
+save(fig, "03_unrolled_graph")
+
+# %% [markdown]
+# ## 2. The backward pass, term by term
+#
+# Walk the graph backwards. The potential `u^t` influences the loss along two paths:
+# directly through its spike `o^t`, and through the membrane it leaves behind, `m^t`,
+# which becomes part of `u^{t+1}`. So
+#
+#     du^t = dm^t * (dm^t/du^t) + do^t * (do^t/du^t)
+#          = dm^t + do^t sigma'(z^t) / v                        Eq. 10
+#
+# (`dm^t/du^t = 1` because the spike in the reset is detached; `do^t/du^t` is the
+# surrogate of Eq. 8 divided by `v`). `m^{t-1}` reaches the loss only through `u^t`:
+#
+#     dm^{t-1} = lambda du^t,          dm^T = 0                 Eq. 11
+#
+# The parameters collect one term per step:
+#
+#     dI^t = du^t,   dw_j = sum_t du^t x_j^t                    Eq. 12
+#     dlambda = sum_t du^t m^{t-1}        (m^0 = 0)             Eq. 13
+#     dv = sum_t [ do^t sigma'(z^t) (-u^t / v^2) - dm^t o^t ]   Eq. 14
+#
+# The first term of Eq. 14 is the threshold's effect through `z^t = u^t / v - 1`; the
+# second is its effect through the reset `m^t = u^t - v o^t` (`dm^t/dv = -o^t`). The
+# paper prints only the first; the library (following the authors' code) has both.
+#
+# The same backward loop serves real spikes and smooth mode. Here it is, written with
+# plain Python floats and loops.
+
+# %%
+def forward_by_hand(w, lam, v, smooth=False):
+    """Eq. 2-5 for one neuron; returns the loss and everything the backward needs.
+
+    smooth=False: the loss sees the spikes o^t = H(z^t).
+    smooth=True:  the loss sees sg.primitive(z^t) instead (the reset still uses H).
+    """
+    u, z, o, m, out = [], [], [], [], []
+    m_prev = 0.0
+    for t in range(T):
+        I_t = sum(w[j] * x[t, j] for j in range(n_in))
+        u_t = lam * m_prev + I_t                       # Eq. 2
+        z_t = u_t / v - 1.0                            # Eq. 3
+        o_t = 1.0 if z_t > 0 else 0.0                  # Eq. 4
+        m_t = u_t - v * o_t                            # Eq. 5
+        out_t = float(sg.primitive(np.array(z_t))) if smooth else o_t
+        u.append(u_t), z.append(z_t), o.append(o_t), m.append(m_t), out.append(out_t)
+        m_prev = m_t
+    loss = sum(c[t] * out[t] for t in range(T))
+    return loss, dict(u=u, z=z, o=o, m=m, out=out)
+
+
+def backward_by_hand(w, lam, v, state, reset_term=True):
+    """Eq. 10-14, t = T..1. Returns (dw, dlambda, dv, per-step record)."""
+    u, z, o, m = state["u"], state["z"], state["o"], state["m"]
+    dw, dlam, dv = [0.0] * n_in, 0.0, 0.0
+    dm = 0.0                                           # dm^T = 0
+    record = []
+    for t in reversed(range(T)):
+        do = c[t]
+        surrogate = float(sg.grad(np.array(z[t])))     # Eq. 8
+        du = dm + do * surrogate / v                   # Eq. 10
+        dv_z = do * surrogate * (-u[t] / v ** 2)       # Eq. 14, first term
+        dv_reset = -dm if o[t] else 0.0                # Eq. 14, second term: -dm^t o^t
+        dv += dv_z + (dv_reset if reset_term else 0.0)
+        if t > 0:
+            dlam += du * m[t - 1]                      # Eq. 13 (m^0 = 0 adds nothing)
+        for j in range(n_in):
+            dw[j] += du * x[t, j]                      # Eq. 12
+        record.append(dict(t=t + 1, du=du, dm=dm, dv_z=dv_z, dv_reset=dv_reset))
+        dm = lam * du                                  # Eq. 11: this is dm^{t-1}
+    return np.array(dw), dlam, dv, record[::-1]
+
+
+loss_spk, state_spk = forward_by_hand(w0, lam0, v0)
+dw_spk, dlam_spk, dv_spk, _ = backward_by_hand(w0, lam0, v0, state_spk)
+print("t :", list(range(1, T + 1)))
+print("u :", np.round(state_spk["u"], 3))
+print("z :", np.round(state_spk["z"], 3))
+print("o :", [int(o) for o in state_spk["o"]])
+print(f"loss = {loss_spk:.4f}")
+print(f"by hand: dw = {np.round(dw_spk, 6)}, dlambda = {dlam_spk:.6f}, dv = {dv_spk:.6f}")
+
+# %% [markdown]
+# ## 3. The same numbers from the library
+#
+# `lif_forward(current, leak, threshold, T)` takes the currents of all steps at once,
+# shaped `(T, B, ...)` (here `B = 1` neuron), and returns the layer's output and a cache
+# (the potentials `u^t` and the spikes; `m^{t-1}` is recomputed from them).
+# `lif_backward(dout, cache)` runs Eq. 10–14 and returns `(dcurrent, dleak, dthreshold)`;
+# the weight gradient of Eq. 12 is then `x^T dcurrent` (in a network, the linear or
+# convolution layer's backward does that product).
+
+# %%
+def library_gradients(w, lam, v, smooth):
+    current = (x @ w)[:, None]                                       # (T, 1)
+    out, cache = lif_forward(current, np.array(lam), np.array(v), T, smooth=smooth,
+                             surrogate=sg)
+    loss = float((c[:, None] * out).sum())
+    dcurrent, dleak, dthreshold = lif_backward(c[:, None].copy(), cache)
+    return loss, x.T @ dcurrent[:, 0], float(dleak), float(dthreshold), cache
+
+
+library_match = {}
+for smooth in (False, True):
+    loss_h, state_h = forward_by_hand(w0, lam0, v0, smooth)
+    dw_h, dlam_h, dv_h, _ = backward_by_hand(w0, lam0, v0, state_h)
+    loss_l, dw_l, dlam_l, dv_l, cache = library_gradients(w0, lam0, v0, smooth)
+    np.testing.assert_allclose(cache.u[:, 0], state_h["u"], rtol=1e-12)
+    np.testing.assert_allclose(loss_l, loss_h, rtol=1e-12)
+    np.testing.assert_allclose(dw_l, dw_h, rtol=1e-12)
+    np.testing.assert_allclose([dlam_l, dv_l], [dlam_h, dv_h], rtol=1e-12)
+    library_match[smooth] = max(np.abs(dw_l - dw_h).max(), abs(dlam_l - dlam_h),
+                                abs(dv_l - dv_h))
+    print(f"{'smooth' if smooth else 'spikes'}: library and hand-written BPTT differ by at "
+          f"most {library_match[smooth]:.1e}")
+
+# %% [markdown]
+# ## 4. Checking against finite differences: smooth mode
+#
+# With real spikes the loss is piecewise constant in `w`, `lambda` and `v` (lesson 2),
+# so finite differences return exactly zero while BPTT returns the surrogate gradient:
+# they are not supposed to agree.
+
+# %%
+w_arr, lam_arr, v_arr = w0.copy(), np.array(lam0), np.array(v0)
+
+
+def loss_fn(smooth):
+    return lambda: library_gradients(w_arr, float(lam_arr), float(v_arr), smooth)[0]
+
+
+numeric_spk = numerical_gradient(loss_fn(False), w_arr)
+print("spikes: finite differences dw =", numeric_spk, " BPTT (surrogate) dw =", np.round(dw_spk, 4))
+assert np.all(numeric_spk == 0.0)
+
+# %% [markdown]
+# *Smooth mode* makes the check possible: the spike sent to the loss is replaced by the
+# surrogate's primitive `P(z^t)`, whose derivative is exactly `sigma'(z^t)`. The reset
+# keeps the true step `H(z^t)`, whose derivative really is zero away from `z = 0`, so
+# detaching it is now *exact*, not an approximation. The backward loop above is then
+# the true gradient of the smooth forward, and central differences (float64, step
+# `h = 1e-5`) must agree to within `DEFAULT_TOL = 1e-6`, as long as no `z^t` lies within
+# a step of a kink: `z = 0` (where the reset's `H` jumps) or `z = ±1` (the triangle's
+# corners). The margin is printed first.
+
+# %%
+loss_s, state_s = forward_by_hand(w0, lam0, v0, smooth=True)
+dw_s, dlam_s, dv_s, record = backward_by_hand(w0, lam0, v0, state_s)
+kink_margin = min(abs(zt - k) for zt in state_s["z"] for k in (-1.0, 0.0, 1.0))
+print(f"smallest distance of any z^t from a kink: {kink_margin:.3f}")
+assert kink_margin > 1e-3
+
+smooth_loss = loss_fn(True)
+numeric = {"w": numerical_gradient(smooth_loss, w_arr),
+           "lambda": numerical_gradient(smooth_loss, lam_arr),
+           "v": numerical_gradient(smooth_loss, v_arr)}
+smooth_errors = {"w": relative_error(dw_s, numeric["w"]),
+                 "lambda": relative_error(dlam_s, numeric["lambda"]),
+                 "v": relative_error(dv_s, numeric["v"])}
+for key, value in (("w", dw_s), ("lambda", dlam_s), ("v", dv_s)):
+    print(f"d{key:7s} BPTT {np.round(value, 6)}  finite diff. {np.round(numeric[key], 6)}  "
+          f"relative error {smooth_errors[key]:.1e}")
+assert max(smooth_errors.values()) < DEFAULT_TOL
+
+# %% [markdown]
+# ## 5. The reset path into the threshold
+#
+# Every step with a spike (`o^t = 1`) and a non-zero `dm^t` adds `-dm^t` to `dv`. The
+# intuition: a higher threshold takes more charge away at each reset, which lowers the
+# potential of all later steps. Drop that term, as the paper's printed equation does,
+# and the gradient is wrong. The table shows each step's two contributions; then the
+# finite-difference check is repeated without the reset term.
+
+# %%
+print(" t  o^t     du^t      dm^t   do*sg'*(-u/v^2)   -dm^t*o^t")
+for r, o_t in zip(record, state_s["o"]):
+    print(f"{r['t']:2d}  {int(o_t)}  {r['du']:+.5f}  {r['dm']:+.5f}      {r['dv_z']:+.5f}"
+          f"        {r['dv_reset']:+.5f}")
+dv_reset_total = sum(r["dv_reset"] for r in record)
+_, _, dv_without_reset, _ = backward_by_hand(w0, lam0, v0, state_s, reset_term=False)
+error_without_reset = relative_error(dv_without_reset, numeric["v"])
+print(f"\ndv with the reset term:    {dv_s:+.6f}  relative error {smooth_errors['v']:.1e}")
+print(f"dv without the reset term: {dv_without_reset:+.6f}  relative error "
+      f"{error_without_reset:.1e}")
+print(f"finite differences:        {float(numeric['v']):+.6f}")
+assert abs(dv_reset_total) > 0.01
+assert error_without_reset > 1e-2 > DEFAULT_TOL > smooth_errors["v"]
+
+# %% [markdown]
+# The gradients for `w` and `lambda` do not change when the term is dropped (it only
+# enters `dv`), so a check on the weights alone would not catch the mistake.
+#
+# A picture of the same fact: the smooth-mode loss as a function of the threshold
+# alone, with the tangent lines that the two versions of `dv` predict at `v = 0.8`.
+# Only the full Eq. 14 is tangent to the curve.
+
+# %%
+v_scan = np.linspace(v0 - 0.06, v0 + 0.06, 121)
+loss_scan = np.array([forward_by_hand(w0, lam0, vs, smooth=True)[0] for vs in v_scan])
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+ax1.plot(v_scan, loss_scan, "k-", lw=2, label="smooth-mode loss L(v)")
+ax1.plot(v_scan, loss_s + dv_s * (v_scan - v0), "C0--",
+         label=f"tangent with full Eq. 14 (dv = {dv_s:+.3f})")
+ax1.plot(v_scan, loss_s + dv_without_reset * (v_scan - v0), "C3:", lw=2,
+         label=f"without the reset term (dv = {dv_without_reset:+.3f})")
+ax1.axvline(v0, color="0.5", lw=0.8)
+ax1.set_xlabel("threshold v (w and lambda fixed)")
+ax1.set_ylabel("loss")
+ax1.set_title("Which slope is right?")
+ax1.legend(fontsize=8)
+steps_t = np.arange(1, T + 1)
+ax2.bar(steps_t - 0.2, [r["dv_z"] for r in record], width=0.4, color="C0",
+        label="do^t σ'(z^t) (-u^t/v²)  (Eq. 14, 1st term)")
+ax2.bar(steps_t + 0.2, [r["dv_reset"] for r in record], width=0.4, color="C3",
+        label="-dm^t o^t  (Eq. 14, reset term)")
+low, high = ax2.get_ylim()
+ax2.set_ylim(low, high + 0.15 * (high - low))
+for t, o_t in zip(steps_t, state_s["o"]):
+    if o_t:
+        ax2.text(t, high + 0.07 * (high - low), "spike", ha="center", fontsize=8)
+ax2.axhline(0, color="k", lw=0.8)
+ax2.set_xlabel("time step t")
+ax2.set_ylabel("contribution to dL/dv")
+ax2.set_title("Per-step terms of Eq. 14")
+ax2.legend(fontsize=8, loc="lower left")
+save(fig, "03_reset_term")
+
+# %% [markdown]
+# ## Summary
+#
+# * BPTT through a LIF neuron runs backwards over the steps with one carried quantity,
+#   `dm`: `du^t = dm^t + do^t sigma'(z^t)/v` (Eq. 10), then `dm^{t-1} = lambda du^t`
+#   (Eq. 11).
+# * The parameters collect one term per step: `dw` from `du^t x^t` (Eq. 12),
+#   `dlambda` from `du^t m^{t-1}` (Eq. 13), `dv` from both the normalised potential and
+#   the reset (Eq. 14).
+# * The hand-written loops equal `lif_forward`/`lif_backward` to rounding error, in
+#   both modes.
+# * In smooth mode the backward is the exact gradient and passes the finite-difference
+#   check; dropping the reset term of Eq. 14 fails it (the printed relative errors).
+#
+# **Next:** lesson 4 uses these gradients to learn a layer's leak and threshold.

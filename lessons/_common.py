@@ -1,0 +1,115 @@
+"""Small helpers shared by the lessons: quick mode, where figures go, how they are shown.
+
+* ``QUICK`` is true when the environment variable ``DIET_NP_QUICK`` is set to
+  anything but ``""`` or ``"0"``; lessons then use smaller sizes (the test suite
+  runs them this way).
+* Figures are saved as PNG to ``$DIET_NP_LESSON_OUT`` or, by default, to
+  ``lessons/figures/`` (git-ignored), and shown as well when the lesson runs
+  interactively (inside Jupyter/IPython, or with ``DIET_NP_SHOW=1``).
+* Importing this module also puts the repository root on ``sys.path``, so that
+  ``import diet_np`` works without installing the package.
+* In quick mode NumPy's BLAS is limited to one thread (when it is OpenBLAS and the
+  platform lets us find it): on a busy machine, BLAS worker threads that compete with
+  other processes can make the small matrix products of the lessons ten times slower.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+QUICK = _flag("DIET_NP_QUICK")
+
+
+def blas_threads(n=None):
+    """The number of OpenBLAS threads NumPy uses, after setting it to ``n`` if given.
+
+    Returns None where it cannot be found (not Linux, or not OpenBLAS).
+    """
+    import ctypes
+
+    import numpy  # noqa: F401  (loads the BLAS library)
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("openblas_", "scipy_openblas_"):
+            for suffix in ("", "64_"):
+                setter = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    if n is not None:
+                        setter(ctypes.c_int(int(n)))
+                    return int(getter())
+    return None
+
+
+if QUICK:
+    blas_threads(1)
+
+
+def interactive() -> bool:
+    """True inside a Jupyter/IPython kernel or when DIET_NP_SHOW=1."""
+    return _flag("DIET_NP_SHOW") or "ipykernel" in sys.modules
+
+
+import matplotlib  # noqa: E402  (the backend must be chosen before pyplot is used)
+
+if not interactive():
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 100, "figure.constrained_layout.use": True,
+                     "axes.grid": True, "grid.alpha": 0.3,
+                     "font.size": 10, "axes.titlesize": 11})
+
+
+def pick(quick, full):
+    """``quick`` in quick mode, else ``full``."""
+    return quick if QUICK else full
+
+
+def figure_dir() -> Path:
+    """The folder figures are written to (created if needed)."""
+    out = Path(os.environ.get("DIET_NP_LESSON_OUT") or HERE / "figures")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save(fig, name: str) -> Path:
+    """Save ``fig`` as ``<figure_dir>/<name>.png``; show it when interactive, else close it."""
+    path = figure_dir() / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"[figure] {path}")
+    if interactive():
+        plt.show()
+    else:
+        plt.close(fig)
+    return path
+
+
+@contextmanager
+def timer(label: str):
+    """Print how long the block took."""
+    start = time.perf_counter()
+    yield
+    print(f"[time] {label}: {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,143 @@
+"""The lessons are run as tests, in quick mode, and what they claim is checked.
+
+Each lesson runs with ``runpy.run_path`` (as ``__main__``) with ``DIET_NP_QUICK=1`` and
+its figures written to a temporary folder. The lessons assert their own claims; the
+tests below check the key variables they leave behind, so that a lesson whose
+assertions were weakened or removed still fails here.
+"""
+import math
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+LESSONS = Path(__file__).resolve().parent.parent / "lessons"
+LESSON_FILES = {
+    1: "01_lif_neuron.py",
+    2: "02_surrogate_gradients.py",
+    3: "03_bptt_by_hand.py",
+    4: "04_learning_leak_threshold.py",
+    5: "05_spiking_layer_and_readout.py",
+    6: "06_conv_pooling_from_scratch.py",
+}
+FIGURES = {
+    1: ["01_discretisation", "01_membrane_trace", "01_leak", "01_soft_vs_zero_reset",
+        "01_rate_curves"],
+    2: ["02_staircase", "02_surrogates", "02_dead_neuron"],
+    3: ["03_unrolled_graph", "03_reset_term"],
+    4: ["04_leak_threshold_only", "04_joint_training"],
+    5: ["05_training", "05_spike_raster"],
+    6: ["06_what_conv_computes", "06_im2col_picture", "06_conv_timing"],
+}
+
+
+def _fresh_common(monkeypatch):
+    """Import lessons/_common.py anew (it reads the environment when imported)."""
+    monkeypatch.delitem(sys.modules, "_common", raising=False)
+    import _common
+    return _common
+
+
+@pytest.fixture
+def run_lesson(monkeypatch, tmp_path):
+    """Run a lesson in quick mode; return its globals. Figures go to tmp_path."""
+    monkeypatch.syspath_prepend(str(LESSONS))
+    monkeypatch.delenv("DIET_NP_QUICK", raising=False)
+    monkeypatch.delenv("DIET_NP_SHOW", raising=False)
+    blas_threads_before = _fresh_common(monkeypatch).blas_threads()
+    monkeypatch.setenv("DIET_NP_QUICK", "1")
+    monkeypatch.setenv("DIET_NP_LESSON_OUT", str(tmp_path))
+    common = {}
+
+    def run(number):
+        common["module"] = _fresh_common(monkeypatch)
+        assert common["module"].QUICK
+        g = runpy.run_path(str(LESSONS / LESSON_FILES[number]), run_name="__main__")
+        for name in FIGURES[number]:
+            figure = tmp_path / f"{name}.png"
+            assert figure.is_file() and figure.stat().st_size > 5000, f"missing figure {name}"
+        return g
+
+    yield run
+    if blas_threads_before is not None and "module" in common:
+        common["module"].blas_threads(blas_threads_before)   # quick mode set it to 1
+
+
+def test_lesson_01_lif_neuron(run_lesson):
+    g = run_lesson(1)
+    assert g["err_exact"] < 1e-12 < 1e-3 < g["err_euler"]           # exp(-dt/tau) is exact
+    assert g["edge_spikes"].tolist() == [False, True]                      # strictly greater fires
+    assert g["n_trace_spikes"] > 3
+    counts = g["counts_leak"]
+    assert counts[0] > counts[1] > counts[2] == 0                    # the leak silences
+    assert g["soft_error"] <= 1.0 + 1e-9                             # |count - T I / v| <= 1
+    assert g["gap"].max() > 0.2 and np.all(g["gap"] >= 0)            # reset to zero loses spikes
+    assert g["form_difference"] > 0.01                               # paper form vs Eq. 2+5
+
+
+def test_lesson_02_surrogates(run_lesson):
+    g = run_lesson(2)
+    assert g["zero_fraction"] > 0.95                                 # spikes stop gradients
+    assert max(g["surrogate_errors"].values()) < 1e-6                # grad = d primitive / dz
+    assert set(g["surrogate_errors"]) == {"triangle (Eq. 8)", "fast sigmoid", "atan"}
+    assert max(g["chain_errors"]) < 1e-6                             # do/du, do/dv below Eq. 8
+    assert g["gamma"] == 0.3
+    tri, atan = g["triangle_hist"], g["atan_hist"]
+    assert np.all(tri[:, 2] == 0.0) and np.all(tri[:, 1] == 0)       # dead neuron stays dead
+    assert atan[-1, 1] == g["target_count"]                          # a heavy tail revives it
+
+
+def test_lesson_03_bptt_by_hand(run_lesson):
+    g = run_lesson(3)
+    assert max(g["library_match"].values()) < 1e-12                  # hand loops == library
+    assert g["kink_margin"] > 1e-3
+    assert max(g["smooth_errors"].values()) < 1e-6                   # finite differences agree
+    assert g["error_without_reset"] > 1e-2                           # ... not without Eq. 14's reset term
+    assert abs(g["dv_reset_total"]) > 0.01
+    assert np.all(g["numeric_spk"] == 0.0)                           # spiking mode: no true gradient
+
+
+def test_lesson_04_leak_and_threshold(run_lesson):
+    g = run_lesson(4)
+    assert abs(g["final_leak"] - 0.75) < 0.02                        # recovers the teacher
+    assert abs(g["final_threshold"] - 0.5) < 0.02
+    assert g["final_loss_a"] < 0.01 * g["hist_a"]["loss"][0]
+    assert g["final_loss_b"] < 0.05 * g["hist_b"]["loss"][0]         # counts approach targets
+    assert np.mean(np.abs(g["counts_joint"] - g["target"]) <= 1) > 0.95
+    assert g["hist_b"]["leak"].max() <= 1.0 < g["hist_free"]["leak"].max()   # Eq. 15 clamp
+
+
+def test_lesson_05_spiking_classifier(run_lesson):
+    g = run_lesson(5)
+    assert g["T"] == 5 and g["epochs"] >= 1
+    assert max(g["network_errors"].values()) < 1e-6                  # network BPTT is exact (smooth)
+    assert abs(g["initial_loss"] - math.log(10)) < 0.3
+    assert g["last_loss"] < g["first_loss"] - 0.2                    # the loss falls
+    assert g["final_accuracy"] > 0.15                                # chance is 0.10
+    np.testing.assert_allclose(g["U"], g["logits_multistep"], rtol=1e-5, atol=1e-6)  # Eq. 6
+
+
+def test_lesson_06_conv_and_pooling(run_lesson):
+    g = run_lesson(6)
+    assert max(g["conv_grad_errors"]) < 1e-8
+    assert max(g["pool_errors"].values()) < 1e-8
+    assert max(g["adjoint_gaps"]) < 1e-12
+    assert g["speedups"].min() > 5                                   # im2col beats the loops
+
+
+@pytest.mark.parametrize("number", sorted(LESSON_FILES))
+def test_lesson_is_a_percent_notebook_citing_equations(number):
+    text = (LESSONS / LESSON_FILES[number]).read_text()
+    assert "format_name: percent" in text
+    assert text.count("# %% [markdown]") >= 3 and re.search(r"^# %%$", text, re.M)
+    assert re.search(r"Eq\. \d+", text), "a lesson cites the equations it covers"
+
+
+def test_readme_lists_ten_lessons():
+    readme = (LESSONS / "README.md").read_text()
+    for name in list(LESSON_FILES.values()) + ["07_conversion.py", "08_diet_finetuning.py",
+                                                "09_gpu.py", "10_vgg16_cifar.py"]:
+        assert name in readme
