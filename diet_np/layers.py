@@ -365,6 +365,8 @@ class Sequential(Layer):
 
     def backward(self, params, dy, caches, grads):
         for layer, cache in zip(reversed(self.layers), reversed(caches)):
+            if dy is None:          # below the first compute layer: nothing needs a gradient
+                break
             dy = layer.backward(params, dy, cache, grads)
         return dy
 

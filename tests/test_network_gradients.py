@@ -109,3 +109,11 @@ def test_grads_keyed_like_params_for_every_architecture():
         grads = net.backward(params, softmax_cross_entropy(logits, np.array([1, 2]))[1], trace)
         assert list(grads) == list(params)
         assert all(grads[k].shape == params[k].shape and grads[k].dtype == np.float32 for k in params)
+
+
+def test_network_without_convolutions():
+    """A fully connected SNN: the first layer is linear, so nothing below it needs a gradient."""
+    net = vgg([], [7], num_classes=3, input_shape=(2, 4, 4))
+    params, x, y = draw_case(net, 6, T=4, surrogate="atan", dropout_seed=None)
+    errors = check_network_gradients(net, params, x, y, T=4, surrogate="atan")
+    assert max(errors.values()) < DEFAULT_TOL, errors
