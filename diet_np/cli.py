@@ -58,6 +58,8 @@ def _common(p, data=True):
         p.add_argument("--no-download", action="store_true", help="never download CIFAR")
         p.add_argument("--n-train", type=_positive_int, default=5000, help="shapes: training images")
         p.add_argument("--n-test", type=_positive_int, default=1000, help="shapes: test images")
+        p.add_argument("--test-images", type=_positive_int, default=None,
+                       help="evaluate on the first N test images only (default: all)")
 
 
 def _training(p, ann):
@@ -135,7 +137,12 @@ def build_parser():
 
 def _data(args):
     kw = {"n_train": args.n_train, "n_test": args.n_test} if args.dataset == "shapes" else {}
-    return load_data(args.dataset, root=args.data_dir, download=not args.no_download, **kw)
+    dataset = load_data(args.dataset, root=args.data_dir, download=not args.no_download, **kw)
+    if args.test_images is not None and args.test_images < len(dataset.x_test):
+        dataset.x_test = dataset.x_test[:args.test_images]
+        dataset.y_test = dataset.y_test[:args.test_images]
+        print(f"evaluating on the first {args.test_images} test images only")
+    return dataset
 
 
 def _cmd_demo(args):
