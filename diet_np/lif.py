@@ -71,12 +71,18 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
     spikes = xp.empty(shape, dtype=bool)
     out = xp.empty(shape, dtype=current.dtype) if smooth else None
     m = xp.zeros(shape[1:], dtype=current.dtype)
+    z = xp.empty(shape[1:], dtype=current.dtype)
     constant = current.shape[0] == 1
-    for t in range(T):
-        spike, m, u[t] = lif_step(current[0 if constant else t], m, leak, threshold)
-        spikes[t] = spike
+    for t in range(T):            # lif_step, written in place into the cache
+        xp.multiply(m, leak, out=u[t])                   # Eq. 2: u = lambda m + I
+        u[t] += current[0 if constant else t]
+        xp.divide(u[t], threshold, out=z)                # Eq. 3: z = u / v - 1
+        z -= 1.0
+        xp.greater(z, 0, out=spikes[t])                  # Eq. 4: o = H(z)
+        xp.multiply(spikes[t], threshold, out=m)         # Eq. 5: m = u - v o
+        xp.subtract(u[t], m, out=m)
         if smooth:
-            out[t] = surrogate.primitive(u[t] / threshold - 1.0)
+            out[t] = surrogate.primitive(z)
     if not smooth:
         out = spikes.astype(current.dtype)
     return out, LIFCache(u, spikes, leak, threshold, constant, surrogate)
@@ -93,20 +99,24 @@ def lif_backward(dout, cache):
     u, spikes, leak, threshold, constant, surrogate = cache
     xp = array_module(dout, u)
     T = u.shape[0]
-    dcurrent = xp.empty(u.shape, dtype=u.dtype)
+    dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype) if constant else \
+        xp.empty(u.shape, dtype=u.dtype)
     dm = xp.zeros(u.shape[1:], dtype=u.dtype)            # dm^T = 0
+    m_prev = xp.empty(u.shape[1:], dtype=u.dtype)
     dleak = xp.zeros((), dtype=u.dtype)
     dthreshold = xp.zeros((), dtype=u.dtype)
     for t in range(T - 1, -1, -1):
         du, dv_t = _lif_step_backward(dout[t], dm, u[t], spikes[t], threshold, surrogate)
         dthreshold += dv_t
         if t > 0:                                        # Eq. 13 (m^0 = 0)
-            m_prev = u[t - 1] - threshold * spikes[t - 1]
+            xp.multiply(spikes[t - 1], threshold, out=m_prev)
+            xp.subtract(u[t - 1], m_prev, out=m_prev)    # m^{t-1} = u^{t-1} - v o^{t-1}
             dleak += (du * m_prev).sum()
-        dm = leak * du                                   # Eq. 11
-        dcurrent[t] = du                                 # Eq. 12: dI^t = du^t
-    if constant:
-        dcurrent = dcurrent.sum(axis=0, keepdims=True)
+        xp.multiply(du, leak, out=dm)                    # Eq. 11
+        if constant:                                     # Eq. 12: dI^t = du^t
+            dcurrent[0] += du
+        else:
+            dcurrent[t] = du
     return dcurrent, dleak, dthreshold
 
 

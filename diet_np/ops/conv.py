@@ -1,15 +1,23 @@
-"""2-D convolution (no bias) by im2col/col2im and one matrix product.
+"""2-D convolution (no bias) by im2col/col2im and one matrix product per chunk.
 
 im2col builds ``col[c, i, j, n, oh, ow] = xpad[c, n, oh*s + i, ow*s + j]`` with a
 short loop over the kernel window (9 strided-slice copies for a 3x3 kernel);
 col2im adds the window slices back.  There is no fancy indexing and no
-scatter-add, so the same code runs on NumPy and CuPy.  The backward recomputes
-``col`` from the cached input instead of keeping it, which keeps memory low when
-time is folded into the batch.
+scatter-add, so the same code runs on NumPy and CuPy.
+
+Memory and speed: the column matrix of a whole folded batch (T*B images) is 9x
+the size of the input, so both directions walk the batch in chunks of about
+:data:`CHUNK_COLUMNS` output positions (whole images).  A chunk's columns then
+stay in the CPU's cache between im2col and the matrix product, the product is
+still wide enough to run at full speed, and the backward recomputes each
+chunk's columns from the cached input instead of keeping them.
 """
 from __future__ import annotations
 
 from ..backend import array_module
+
+CHUNK_COLUMNS = 2048
+"""Output positions (columns of im2col) per chunk; at least one whole image."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -49,7 +57,8 @@ def im2col(x, kh: int, kw: int, stride: int = 1, pad: int = 0):
 
 def col2im(col, x_shape, kh: int, kw: int, stride: int = 1, pad: int = 0):
     """Adjoint of :func:`im2col`: fold columns (C*kh*kw, N*Ho*Wo) back to (N, C, H, W),
-    adding the contributions of overlapping windows."""
+    adding the contributions of overlapping windows.  Returns a strided view of a
+    (C, N, H, W) buffer."""
     xp = array_module(col)
     n, c, h, w = x_shape
     ho, wo = conv_output_size(h, kh, stride, pad), conv_output_size(w, kw, stride, pad)
@@ -58,44 +67,64 @@ def col2im(col, x_shape, kh: int, kw: int, stride: int = 1, pad: int = 0):
     for i in range(kh):
         for j in range(kw):
             dxpad[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += col[:, i, j]
-    return xp.ascontiguousarray(dxpad[:, :, pad:pad + h, pad:pad + w].transpose(1, 0, 2, 3))
+    return dxpad[:, :, pad:pad + h, pad:pad + w].transpose(1, 0, 2, 3)
 
 
-def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
-    """Convolution without bias (the paper's I = W * o, Eq. 2's input current).
+def _chunks(x, kh, kw, stride, pad):
+    """Slices of the batch with about :data:`CHUNK_COLUMNS` output positions each."""
+    n, _, h, w = x.shape
+    per_image = conv_output_size(h, kh, stride, pad) * conv_output_size(w, kw, stride, pad)
+    step = max(1, CHUNK_COLUMNS // per_image)
+    return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
-    x: (N, C, H, W); w: (C_out, C, kh, kw) -> out: (N, C_out, Ho, Wo).
-    Returns ``(out, cache)``; the cache holds the input, not the im2col buffer.
-    """
+
+def _check(x, w):
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"conv2d expects x (N, C, H, W) and w (C_out, C, kh, kw); "
                          f"got x {tuple(x.shape)} and w {tuple(w.shape)}")
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"conv2d: input has {x.shape[1]} channels but the weight "
                          f"{tuple(w.shape)} expects {w.shape[1]}")
+
+
+def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
+    """Convolution without bias (the paper's I = W * o, Eq. 2's input current).
+
+    x: (N, C, H, W); w: (C_out, C, kh, kw) -> out: (N, C_out, Ho, Wo).
+    Per chunk of images: out = W (C_out, C*kh*kw) @ im2col(x), written straight
+    into the (N, C_out, Ho, Wo) result.  The cache holds the input, not the columns.
+    """
+    _check(x, w)
     xp = array_module(x, w)
-    n = x.shape[0]
     c_out, _, kh, kw = w.shape
     ho = conv_output_size(x.shape[2], kh, stride, pad)
     wo = conv_output_size(x.shape[3], kw, stride, pad)
-    col = im2col(x.astype(w.dtype, copy=False), kh, kw, stride, pad)
-    out = (w.reshape(c_out, -1) @ col).reshape(c_out, n, ho, wo)
-    return xp.ascontiguousarray(out.transpose(1, 0, 2, 3)), (x, w, stride, pad)
+    out = xp.empty((x.shape[0], c_out, ho, wo), dtype=w.dtype)
+    w2d = w.reshape(c_out, -1)
+    for part in _chunks(x, kh, kw, stride, pad):
+        col = im2col(x[part].astype(w.dtype, copy=False), kh, kw, stride, pad)
+        out[part] = (w2d @ col).reshape(c_out, -1, ho, wo).transpose(1, 0, 2, 3)
+    return out, (x, w, stride, pad)
 
 
 def conv2d_backward(dout, cache, need_dx: bool = True):
     """Gradients of :func:`conv2d_forward`: returns ``(dx, dw)``.
 
-    dw = dout (x) im2col(x) (the weight part of Eq. 12); dx = col2im(W^T dout).
-    With ``need_dx=False`` (the first layer, fed by the image) dx is ``None``.
+    dw = sum over chunks of dout (x) im2col(x) (the weight part of Eq. 12),
+    accumulated as its transpose im2col(x) dout^T (the faster product when C_out
+    is small); dx = col2im(W^T dout).  With ``need_dx=False`` (the first layer,
+    fed by the image) dx is ``None``.
     """
     x, w, stride, pad = cache
+    xp = array_module(dout, w)
     c_out, _, kh, kw = w.shape
-    dout2d = dout.transpose(1, 0, 2, 3).reshape(c_out, -1)
-    col = im2col(x.astype(w.dtype, copy=False), kh, kw, stride, pad)
-    dw = (dout2d @ col.T).reshape(w.shape)
-    del col
-    if not need_dx:
-        return None, dw
-    dcol = w.reshape(c_out, -1).T @ dout2d
-    return col2im(dcol, x.shape, kh, kw, stride, pad), dw
+    w2d = w.reshape(c_out, -1)
+    dw_t = xp.zeros(w2d.shape[::-1], dtype=w.dtype)
+    dx = xp.empty(x.shape, dtype=w.dtype) if need_dx else None
+    for part in _chunks(x, kh, kw, stride, pad):
+        dout2d = dout[part].transpose(1, 0, 2, 3).reshape(c_out, -1)
+        col = im2col(x[part].astype(w.dtype, copy=False), kh, kw, stride, pad)
+        dw_t += col @ dout2d.T
+        if need_dx:
+            dx[part] = col2im(w2d.T @ dout2d, dx[part].shape, kh, kw, stride, pad)
+    return dx, dw_t.T.reshape(w.shape)

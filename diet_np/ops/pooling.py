@@ -1,7 +1,9 @@
 """Non-overlapping k x k pooling (stride k), average and max.
 
-The image is viewed as (N, C, H/k, k, W/k, k), so both directions are plain
-reshapes and reductions with no loop at all.
+The image is viewed as (N, C, H/k, k, W/k, k).  Average pooling adds the k*k
+strided slices of that view (a NumPy reduction over its two non-adjacent window
+axes is many times slower) and its backward assigns to them; max pooling
+reduces a transposed copy.
 """
 from __future__ import annotations
 
@@ -19,16 +21,22 @@ def _windows(x, k):
 def avgpool_forward(x, k: int = 2):
     """Average pooling: (N, C, H, W) -> (N, C, H/k, W/k).  On spikes the result is
     non-binary (multiples of 1/k^2), as the paper notes."""
-    return _windows(x, k).mean(axis=(3, 5)), (x.shape, k)
+    win = _windows(x, k)
+    total = sum(win[:, :, :, i, :, j] for i in range(k) for j in range(k))
+    return total * (1.0 / (k * k)), (x.shape, k)
 
 
 def avgpool_backward(dout, cache):
     """Each input in a window receives dout / k^2."""
     xp = array_module(dout)
     shape, k = cache
-    n, c, ho, wo = dout.shape
-    scaled = dout[:, :, :, None, :, None] * (1.0 / (k * k))
-    return xp.broadcast_to(scaled, (n, c, ho, k, wo, k)).reshape(shape)
+    scaled = dout * (1.0 / (k * k))
+    dx = xp.empty(shape, dtype=dout.dtype)
+    win = _windows(dx, k)
+    for i in range(k):
+        for j in range(k):
+            win[:, :, :, i, :, j] = scaled
+    return dx
 
 
 def maxpool_forward(x, k: int = 2):
