@@ -21,9 +21,15 @@ def _windows(x, k):
 def avgpool_forward(x, k: int = 2):
     """Average pooling: (N, C, H, W) -> (N, C, H/k, W/k).  On spikes the result is
     non-binary (multiples of 1/k^2), as the paper notes."""
+    xp = array_module(x)
     win = _windows(x, k)
-    total = sum(win[:, :, :, i, :, j] for i in range(k) for j in range(k))
-    return total * (1.0 / (k * k)), (x.shape, k)
+    n, c, ho, _, wo, _ = win.shape
+    out = xp.zeros((n, c, ho, wo), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            out += win[:, :, :, i, :, j]
+    out *= 1.0 / (k * k)
+    return out, (x.shape, k)
 
 
 def avgpool_backward(dout, cache):
