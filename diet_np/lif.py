@@ -22,11 +22,17 @@ Two interfaces compute the same thing:
 *Smooth mode* (for gradient checks) sends ``surrogate.primitive(z)`` to the next
 layer instead of H(z); the reset still uses H(z).  The BPTT below is then the
 exact gradient of the forward, which finite differences can confirm.
+
+On CuPy arrays, with ``DIET_NP_FUSED_LIF=1``, :func:`lif_forward` and
+:func:`lif_backward` hand the time loop to the fused kernels of
+:mod:`diet_np.kernels` (one thread per neuron); the code below is the reference
+they are tested against.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import kernels
 from .backend import array_module
 from .surrogates import Triangle
 
@@ -66,13 +72,16 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
     xp = array_module(current, leak, threshold)
     if current.shape[0] not in (1, T):
         raise ValueError(f"LIF current has {current.shape[0]} steps; expected 1 or T={T}")
+    constant = current.shape[0] == 1
+    if not smooth and kernels.enabled(xp, current):
+        out, u, spikes = kernels.lif_forward(current, leak, threshold, T)
+        return out, LIFCache(u, spikes, leak, threshold, constant, surrogate)
     shape = (T,) + current.shape[1:]
     u = xp.empty(shape, dtype=current.dtype)
     spikes = xp.empty(shape, dtype=bool)
     out = xp.empty(shape, dtype=current.dtype) if smooth else None
     m = xp.zeros(shape[1:], dtype=current.dtype)
     z = xp.empty(shape[1:], dtype=current.dtype)
-    constant = current.shape[0] == 1
     for t in range(T):            # lif_step, written in place into the cache
         xp.multiply(m, leak, out=u[t])                   # Eq. 2: u = lambda m + I
         u[t] += current[0 if constant else t]
@@ -98,6 +107,8 @@ def lif_backward(dout, cache):
     """
     u, spikes, leak, threshold, constant, surrogate = cache
     xp = array_module(dout, u)
+    if isinstance(surrogate, Triangle) and kernels.enabled(xp, u):
+        return kernels.lif_backward(dout, u, spikes, leak, threshold, surrogate.gamma, constant)
     T = u.shape[0]
     dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype) if constant else \
         xp.empty(u.shape, dtype=u.dtype)
