@@ -87,6 +87,14 @@ def _check(x, w):
                          f"{tuple(w.shape)} expects {w.shape[1]}")
 
 
+def _conv_chunk(x, w2d, kh, kw, stride, pad):
+    """W (C_out, C*kh*kw) @ im2col(x) for one chunk, viewed as (n, C_out, Ho, Wo)."""
+    ho = conv_output_size(x.shape[2], kh, stride, pad)
+    wo = conv_output_size(x.shape[3], kw, stride, pad)
+    out = w2d @ im2col(x.astype(w2d.dtype, copy=False), kh, kw, stride, pad)
+    return out.reshape(w2d.shape[0], -1, ho, wo).transpose(1, 0, 2, 3)
+
+
 def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
     """Convolution without bias (the paper's I = W * o, Eq. 2's input current).
 
@@ -102,8 +110,7 @@ def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
     out = xp.empty((x.shape[0], c_out, ho, wo), dtype=w.dtype)
     w2d = w.reshape(c_out, -1)
     for part in _chunks(x, kh, kw, stride, pad):
-        col = im2col(x[part].astype(w.dtype, copy=False), kh, kw, stride, pad)
-        out[part] = (w2d @ col).reshape(c_out, -1, ho, wo).transpose(1, 0, 2, 3)
+        out[part] = _conv_chunk(x[part], w2d, kh, kw, stride, pad)
     return out, (x, w, stride, pad)
 
 
@@ -112,19 +119,28 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
 
     dw = sum over chunks of dout (x) im2col(x) (the weight part of Eq. 12),
     accumulated as its transpose im2col(x) dout^T (the faster product when C_out
-    is small); dx = col2im(W^T dout).  With ``need_dx=False`` (the first layer,
+    is small).  dx = col2im(W^T dout); for a stride-1 convolution with a square
+    kernel, pad < k and no more output than input channels, dx is computed as
+    the adjoint convolution instead, dout convolved with the kernel rotated by
+    180 degrees and its channel axes swapped, padded by k - 1 - pad: im2col's
+    copies replace col2im's slower strided additions.  With ``need_dx=False`` (the first layer,
     fed by the image) dx is ``None``.
     """
     x, w, stride, pad = cache
     xp = array_module(dout, w)
-    c_out, _, kh, kw = w.shape
+    c_out, c_in, kh, kw = w.shape
     w2d = w.reshape(c_out, -1)
     dw_t = xp.zeros(w2d.shape[::-1], dtype=w.dtype)
     dx = xp.empty(x.shape, dtype=w.dtype) if need_dx else None
+    adjoint = need_dx and stride == 1 and c_out <= c_in and kh == kw and pad < kh
+    if adjoint:
+        w_adjoint = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].reshape(c_in, -1)
     for part in _chunks(x, kh, kw, stride, pad):
         dout2d = dout[part].transpose(1, 0, 2, 3).reshape(c_out, -1)
         col = im2col(x[part].astype(w.dtype, copy=False), kh, kw, stride, pad)
         dw_t += col @ dout2d.T
-        if need_dx:
+        if adjoint:
+            dx[part] = _conv_chunk(dout[part], w_adjoint, kh, kw, 1, kh - 1 - pad)
+        elif need_dx:
             dx[part] = col2im(w2d.T @ dout2d, dx[part].shape, kh, kw, stride, pad)
     return dx, dw_t.T.reshape(w.shape)
