@@ -9,8 +9,9 @@ threshold ``v_l`` (0-d arrays).  Per step t (m^0 = 0):
     m^t = u^t - v * o^t                   Eq. 5 (soft reset by subtraction)
 
 The spike o^t goes on to the next layer in the same step t.  Eq. 2 + 5 follow the
-authors' released code: the subtracted threshold is not itself leaked (the
-paper's single-line form leaks it too; with lambda = 1 they agree).
+authors' released code, in which the subtracted threshold is leaked with the rest
+of the potential (u^t = lambda u^{t-1} - lambda v o^{t-1} + I^t); the paper's
+single-line form subtracts v o^{t-1} unleaked.  With lambda = 1 they agree.
 
 Two interfaces compute the same thing:
 
