@@ -123,8 +123,8 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
     kernel, pad < k and no more output than input channels, dx is computed as
     the adjoint convolution instead, dout convolved with the kernel rotated by
     180 degrees and its channel axes swapped, padded by k - 1 - pad: im2col's
-    copies replace col2im's slower strided additions.  With ``need_dx=False`` (the first layer,
-    fed by the image) dx is ``None``.
+    copies replace col2im's slower strided additions.  With ``need_dx=False``
+    (the first layer, fed by the image) dx is ``None``.
     """
     x, w, stride, pad = cache
     xp = array_module(dout, w)
