@@ -334,8 +334,12 @@ def section_machine(args):
     if args.device == "gpu":
         import cupy
 
+        from diet_np.kernels import ENV_SWITCH
+
         props = cupy.cuda.runtime.getDeviceProperties(0)
         rows.append(("GPU", f"{props['name'].decode()}, CuPy {cupy.__version__}"))
+        rows.append(("fused LIF kernels", ("on" if os.environ.get(ENV_SWITCH) == "1" else "off")
+                     + f" ({ENV_SWITCH}=1 switches them on)"))
     table(["", ""], rows)
     print("The machine may be shared with other work (see the load average): timings are "
           f"medians of alternated runs, on the {args.clock} clock unless both are shown.\n")
