@@ -247,6 +247,15 @@ class Adam(_Optimizer):
     def betas(self) -> tuple[float, float]:
         return (self.beta1, self.beta2)
 
+    def _scratch_like(self, p):
+        """A work buffer shaped like ``p``, reused across parameters and steps (large
+        fresh allocations cost page faults on every step)."""
+        xp = array_module(p)
+        buf = getattr(self, "_scratch", None)
+        if buf is None or buf.size < p.size or buf.dtype != p.dtype or array_module(buf) is not xp:
+            buf = self._scratch = xp.empty(max(p.size, 1), dtype=p.dtype)
+        return buf[:p.size].reshape(p.shape)
+
     def _hyper(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay, "amsgrad": self.amsgrad}
@@ -271,16 +280,24 @@ class Adam(_Optimizer):
             g = _with_decay(key, p, grads[key], self.weight_decay)
             m = self._buffer(key, "exp_avg", p)
             s = self._buffer(key, "exp_avg_sq", p)
+            tmp = self._scratch_like(p)          # one reused buffer instead of temporaries
+            xp.multiply(g, 1.0 - b1, out=tmp)
             m *= b1
-            m += (1.0 - b1) * g
+            m += tmp                                                 # m = b1 m + (1-b1) g
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1.0 - b2
             s *= b2
-            s += (1.0 - b2) * (g * g)
+            s += tmp                                                 # s = b2 s + (1-b2) g^2
             if self.amsgrad:
                 s_max = self._buffer(key, "max_exp_avg_sq", p)
                 xp.maximum(s_max, s, out=s_max)
                 s = s_max
-            denom = xp.sqrt(s) / bc2_sqrt + self.eps
-            p -= step_size * (m / denom)
+            xp.sqrt(s, out=tmp)
+            tmp /= bc2_sqrt
+            tmp += self.eps                                          # denominator
+            xp.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p -= tmp
         self.step_count = t
 
 
