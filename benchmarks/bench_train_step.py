@@ -203,12 +203,39 @@ class Case:
 
 def implementations(case, layouts, kind="step"):
     """name -> callable for every implementation of a training step (or eval):
-    ``diet_np`` and ``torch-<layout>`` for each PyTorch loop order."""
-    fns = {"diet_np": case.diet_step if kind == "step" else case.diet_eval}
+    ``diet_np`` and ``torch-<layout>`` for each PyTorch loop order.  On the GPU
+    ``diet_np`` runs the array-module LIF and ``diet_np-fused`` the fused CUDA
+    kernels (:mod:`diet_np.kernels`)."""
+    diet = case.diet_step if kind == "step" else case.diet_eval
+    if case.device == "gpu":
+        fns = {"diet_np": _fused_switch(diet, "0"), "diet_np-fused": _fused_switch(diet, "1")}
+    else:
+        fns = {"diet_np": diet}
     for layout in layouts:
         fn = case.torch_step if kind == "step" else case.torch_eval
         fns[f"torch-{layout}"] = (lambda fn=fn, layout=layout: fn(layout))
     return fns
+
+
+def _fused_switch(fn, value):
+    """``fn`` run with ``DIET_NP_FUSED_LIF`` set to ``value`` ("1": fused kernels)."""
+    from diet_np.kernels import ENV_SWITCH
+
+    def run():
+        before = os.environ.get(ENV_SWITCH)
+        os.environ[ENV_SWITCH] = value
+        try:
+            return fn()
+        finally:
+            if before is None:
+                del os.environ[ENV_SWITCH]
+            else:
+                os.environ[ENV_SWITCH] = before
+    return run
+
+
+def diet_impls(device):
+    return ["diet_np", "diet_np-fused"] if device == "gpu" else ["diet_np"]
 
 
 def alternate(fns, reps, warmup, sync=lambda: None):
@@ -239,7 +266,7 @@ def child_main(args):
     """Run two training steps of one implementation; print the RSS before them."""
     arch, batch, T = args.child_case.split(",")
     case = Case(arch, int(batch), int(T), args.device)
-    layouts = [] if args.child == "diet_np" else [args.child[len("torch-"):]]
+    layouts = [] if args.child.startswith("diet_np") else [args.child[len("torch-"):]]
     step = implementations(case, layouts)[args.child]
     if layouts:
         import torch
@@ -258,7 +285,7 @@ def child_main(args):
 
 def _gpu_pool_bytes(impl):
     """Device memory held by the library's caching allocator (its high-water mark)."""
-    if impl == "diet_np":
+    if impl.startswith("diet_np"):
         import cupy
 
         return cupy.get_default_memory_pool().total_bytes()
@@ -338,8 +365,10 @@ def section_machine(args):
 
         props = cupy.cuda.runtime.getDeviceProperties(0)
         rows.append(("GPU", f"{props['name'].decode()}, CuPy {cupy.__version__}"))
-        rows.append(("fused LIF kernels", ("on" if os.environ.get(ENV_SWITCH) == "1" else "off")
-                     + f" ({ENV_SWITCH}=1 switches them on)"))
+        rows.append(("fused LIF kernels", f"timed both ways: diet_np ({ENV_SWITCH}=0) and "
+                     f"diet_np-fused ({ENV_SWITCH}=1)"))
+        rows.append(("precision", "full float32 on both sides: CuPy's matmul and PyTorch's "
+                     "cuBLAS/cuDNN with TF32 off"))
     table(["", ""], rows)
     print("The machine may be shared with other work (see the load average): timings are "
           f"medians of alternated runs, on the {args.clock} clock unless both are shown.\n")
@@ -401,7 +430,7 @@ def section_train_step(args, configs, layouts, reps, warmup, memory):
         case = Case(arch, batch, T, args.device)
         times = alternate(implementations(case, layouts), reps, warmup, case.sync)
         med = {k: {c: median(v[c]) for c in v} for k, v in times.items()}
-        best = min((k for k in med if k != "diet_np"), key=lambda k: med[k][args.clock])
+        best = min((k for k in med if not k.startswith("diet_np")), key=lambda k: med[k][args.clock])
         for impl, t in med.items():
             ratio = "baseline" if impl == best else \
                 " / ".join(f"{t[c] / med[best][c]:.2f}" for c in ("wall", "cpu"))
@@ -501,6 +530,7 @@ def _torch_conv(x_host, w_host, dout_host, layer, device):
     try:
         import torch
         import torch.nn.functional as F
+        import torch_reference  # noqa: F401  (sets full float32 on CUDA)
     except ImportError:
         return None
     dev = "cuda" if device == "gpu" else "cpu"
@@ -600,7 +630,7 @@ def main(argv=None):
     memory = {}
     if "step" in sections and not args.skip_memory:
         memory = {name: {impl: measure_memory(impl, *config, args)
-                         for impl in ["diet_np"] + [f"torch-{l}" for l in layouts]}
+                         for impl in diet_impls(args.device) + [f"torch-{l}" for l in layouts]}
                   for name, config in configs.items()}     # before NumPy is imported here
     section_machine(args)
     if args.check:

@@ -34,6 +34,11 @@ from diet_np.layers import AvgPool, Conv, Dropout, Flatten, Linear, MaxPool, Neu
 
 LAYOUTS = ("folded", "stepwise")
 
+# Full float32 on CUDA, as CuPy computes: cuDNN would otherwise run convolutions
+# in TF32 (10-bit mantissa), a different and cheaper arithmetic.
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
 
 class TriangleSpike(torch.autograd.Function):
     """o = H(u / v - 1) (Eq. 3-4); backward: Eq. 8's surrogate w.r.t. u and v.

@@ -6,18 +6,24 @@ col2im adds the window slices back.  There is no fancy indexing and no
 scatter-add, so the same code runs on NumPy and CuPy.
 
 Memory and speed: the column matrix of a whole folded batch (T*B images) is 9x
-the size of the input, so both directions walk the batch in chunks of about
-:data:`CHUNK_COLUMNS` output positions (whole images).  A chunk's columns then
-stay in the CPU's cache between im2col and the matrix product, the product is
-still wide enough to run at full speed, and the backward recomputes each
-chunk's columns from the cached input instead of keeping them.
+the size of the input, so both directions walk the batch in chunks of whole
+images, and the backward recomputes each chunk's columns from the cached input
+instead of keeping them.  On the CPU a chunk has about :data:`CHUNK_COLUMNS`
+output positions, so that its columns stay in cache between im2col and the
+matrix product, which is still wide enough to run at full speed.  On a GPU
+every chunk costs a dozen kernel launches and a narrow product leaves most of
+its cores idle, so a chunk is as wide as :data:`GPU_CHUNK_BYTES` of columns
+allows.
 """
 from __future__ import annotations
 
 from ..backend import array_module
 
 CHUNK_COLUMNS = 2048
-"""Output positions (columns of im2col) per chunk; at least one whole image."""
+"""CPU: output positions (columns of im2col) per chunk; at least one whole image."""
+
+GPU_CHUNK_BYTES = 1 << 28
+"""CuPy: bytes of im2col columns per chunk (256 MiB); at least one whole image."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -70,11 +76,16 @@ def col2im(col, x_shape, kh: int, kw: int, stride: int = 1, pad: int = 0):
     return dxpad[:, :, pad:pad + h, pad:pad + w].transpose(1, 0, 2, 3)
 
 
-def _chunks(x, kh, kw, stride, pad):
-    """Slices of the batch with about :data:`CHUNK_COLUMNS` output positions each."""
-    n, _, h, w = x.shape
+def _chunks(x, kh, kw, stride, pad, dtype):
+    """Slices of the batch, whole images, with about :data:`CHUNK_COLUMNS` output
+    positions each on the CPU and :data:`GPU_CHUNK_BYTES` of ``dtype`` columns on CuPy."""
+    n, c, h, w = x.shape
     per_image = conv_output_size(h, kh, stride, pad) * conv_output_size(w, kw, stride, pad)
-    step = max(1, CHUNK_COLUMNS // per_image)
+    if array_module(x).__name__ == "cupy":
+        columns = GPU_CHUNK_BYTES // (c * kh * kw * dtype.itemsize)
+    else:
+        columns = CHUNK_COLUMNS
+    step = max(1, columns // per_image)
     return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
 
@@ -109,7 +120,7 @@ def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
     wo = conv_output_size(x.shape[3], kw, stride, pad)
     out = xp.empty((x.shape[0], c_out, ho, wo), dtype=w.dtype)
     w2d = w.reshape(c_out, -1)
-    for part in _chunks(x, kh, kw, stride, pad):
+    for part in _chunks(x, kh, kw, stride, pad, w.dtype):
         out[part] = _conv_chunk(x[part], w2d, kh, kw, stride, pad)
     return out, (x, w, stride, pad)
 
@@ -135,7 +146,7 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
     adjoint = need_dx and stride == 1 and c_out <= c_in and kh == kw and pad < kh
     if adjoint:
         w_adjoint = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].reshape(c_in, -1)
-    for part in _chunks(x, kh, kw, stride, pad):
+    for part in _chunks(x, kh, kw, stride, pad, w.dtype):
         dout2d = dout[part].transpose(1, 0, 2, 3).reshape(c_out, -1)
         col = im2col(x[part].astype(w.dtype, copy=False), kh, kw, stride, pad)
         dw_t += col @ dout2d.T
