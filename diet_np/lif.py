@@ -24,10 +24,10 @@ Two interfaces compute the same thing:
 layer instead of H(z); the reset still uses H(z).  The BPTT below is then the
 exact gradient of the forward, which finite differences can confirm.
 
-On CuPy arrays, with ``DIET_NP_FUSED_LIF=1``, :func:`lif_forward` and
-:func:`lif_backward` hand the time loop to the fused kernels of
-:mod:`diet_np.kernels` (one thread per neuron); the code below is the reference
-they are tested against.
+On CuPy arrays :func:`lif_forward` and :func:`lif_backward` hand the time
+loop to the fused kernels of :mod:`diet_np.kernels` (one thread per neuron;
+``DIET_NP_FUSED_LIF=0`` turns them off); the code below is the reference they
+are tested against.
 """
 from __future__ import annotations
 

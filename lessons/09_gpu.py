@@ -88,9 +88,9 @@ else:
 # * dropout masks come from a generator on the device, `default_rng(xp, seed)`;
 # * every function finds its module with `array_module(*inputs)`, which raises
 #   `BackendError` if arrays of two libraries meet;
-# * on CuPy, with `DIET_NP_FUSED_LIF=1`, each LIF layer's loop over the `T` steps runs
-#   as one fused CUDA kernel for the forward and one for the backward
-#   (`diet_np/kernels.py`, one thread per neuron), tested equal to the array code;
+# * on CuPy each LIF layer's loop over the `T` steps runs as one fused CUDA kernel for
+#   the forward and one for the backward (`diet_np/kernels.py`, one thread per neuron),
+#   tested equal to the array code, which `DIET_NP_FUSED_LIF=0` selects instead;
 # * GPU work is asynchronous: to time it, wait for the device before reading the clock.
 #
 # What must not happen is a **hidden copy between device and host**. `np.asarray(x)` on

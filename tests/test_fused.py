@@ -3,7 +3,7 @@
 * On a GPU (``gpu`` mark): the CuPy kernels equal the array-module reference:
   u, spikes and dI exactly (the kernels are compiled without FMA contraction),
   the leak and threshold gradients to rounding; and a whole training step
-  gives the same gradients with and without ``DIET_NP_FUSED_LIF=1``.
+  gives the same gradients with ``DIET_NP_FUSED_LIF=1`` and ``=0``.
 * Without a GPU: the same CUDA source, compiled by g++ with CUDA's thread
   indices and ``__syncthreads`` emulated by one std::thread per CUDA thread and
   a barrier per block, equals the NumPy reference; and importing diet_np never
@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def test_fused_kernels_equal_reference_on_gpu(dtype, shape, T, constant, monkeyp
     import cupy
 
     current, leak, threshold, dout = draw(cupy, dtype, shape, T, constant, 1)
-    monkeypatch.delenv(kernels.ENV_SWITCH, raising=False)
+    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
     out_ref, cache = lif_forward(current, leak, threshold, T)
     grads_ref = lif_backward(dout, cache)
 
@@ -66,11 +67,11 @@ def test_fused_kernels_equal_reference_on_gpu(dtype, shape, T, constant, monkeyp
 
 
 @pytest.mark.gpu
-def test_lif_dispatches_to_fused_kernels_only_when_switched_on(monkeypatch):
+def test_lif_dispatches_to_fused_kernels_unless_switched_off(monkeypatch):
     import cupy
 
     current, leak, threshold, dout = draw(cupy, np.float32, (4, 6), 3, False, 2)
-    monkeypatch.setenv(kernels.ENV_SWITCH, "1")
+    monkeypatch.delenv(kernels.ENV_SWITCH, raising=False)
     assert kernels.enabled(cupy, current)
     fused = lif_backward(dout, lif_forward(current, leak, threshold, 3)[1])
     monkeypatch.setenv(kernels.ENV_SWITCH, "0")
@@ -118,6 +119,16 @@ def test_importing_diet_np_does_not_import_cupy():
 def test_fused_kernels_are_off_for_numpy(monkeypatch):
     monkeypatch.setenv(kernels.ENV_SWITCH, "1")
     assert not kernels.enabled(np, np.zeros(3, np.float32))
+
+
+def test_fused_kernels_are_the_default_on_cupy(monkeypatch):
+    """Decided without a GPU: only the module's name and the dtypes matter."""
+    cupy_like = types.SimpleNamespace(__name__="cupy")
+    monkeypatch.delenv(kernels.ENV_SWITCH, raising=False)
+    assert kernels.enabled(cupy_like, np.zeros(3, np.float32), np.zeros(2, np.float64))
+    assert not kernels.enabled(cupy_like, np.zeros(3, np.float16))
+    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
+    assert not kernels.enabled(cupy_like, np.zeros(3, np.float32))
 
 
 _EMULATION = r"""
