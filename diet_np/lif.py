@@ -20,6 +20,11 @@ Two interfaces compute the same thing:
   arrays shaped (T, B, ...), caching only the potentials u (float) and the
   spikes (bool); m^{t-1} = u^{t-1} - v o^{t-1} is recomputed in the backward.
 
+For a threshold v > 0 (Eq. 15 keeps it so), z^t > 0 holds exactly when u^t > v,
+also in floating point: a correctly rounded u / v exceeds 1 if and only if
+u > v.  The multi-step forward compares u with v directly; :func:`lif_step`
+keeps the paper's form.
+
 *Smooth mode* (for gradient checks) sends ``surrogate.primitive(z)`` to the next
 layer instead of H(z); the reset still uses H(z).  The BPTT below is then the
 exact gradient of the forward, which finite differences can confirm.
@@ -35,6 +40,7 @@ from typing import NamedTuple
 
 from . import kernels
 from .backend import array_module
+from .parallel import map_chunks, slices
 from .surrogates import Triangle
 
 DEFAULT_SURROGATE = Triangle()
@@ -80,22 +86,29 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
     shape = (T,) + current.shape[1:]
     u = xp.empty(shape, dtype=current.dtype)
     spikes = xp.empty(shape, dtype=bool)
-    out = xp.empty(shape, dtype=current.dtype) if smooth else None
-    m = xp.zeros(shape[1:], dtype=current.dtype)
-    z = xp.empty(shape[1:], dtype=current.dtype)
-    for t in range(T):            # lif_step, written in place into the cache
-        xp.multiply(m, leak, out=u[t])                   # Eq. 2: u = lambda m + I
-        u[t] += current[0 if constant else t]
-        xp.divide(u[t], threshold, out=z)                # Eq. 3: z = u / v - 1
-        z -= 1.0
-        xp.greater(z, 0, out=spikes[t])                  # Eq. 4: o = H(z)
-        xp.multiply(spikes[t], threshold, out=m)         # Eq. 5: m = u - v o
-        xp.subtract(u[t], m, out=m)
-        if smooth:
-            out[t] = surrogate.primitive(z)
-    if not smooth:
-        out = spikes.astype(current.dtype)
+    out = xp.empty(shape, dtype=current.dtype)
+    current_, u_, spikes_, out_ = (_by_step(a) for a in (current, u, spikes, out))
+
+    def steps(n):                 # lif_step for neurons n, written in place into the cache
+        m = xp.zeros(u_[0, n].shape, dtype=current.dtype)
+        for t in range(T):
+            xp.multiply(m, leak, out=u_[t, n])                    # Eq. 2: u = lambda m + I
+            u_[t, n] += current_[0 if constant else t, n]
+            xp.greater(u_[t, n], threshold, out=spikes_[t, n])    # Eq. 3-4: o = H(u/v - 1)
+            if smooth:
+                out_[t, n] = surrogate.primitive(u_[t, n] / threshold - 1.0)
+            else:
+                out_[t, n] = spikes_[t, n]
+            xp.multiply(spikes_[t, n], threshold, out=m)          # Eq. 5: m = u - v o
+            xp.subtract(u_[t, n], m, out=m)
+
+    map_chunks(steps, slices(u_.shape[1], xp), xp)
     return out, LIFCache(u, spikes, leak, threshold, constant, surrogate)
+
+
+def _by_step(a):
+    """(T, B, ...) -> a (T, neurons) view (None stays None)."""
+    return None if a is None else a.reshape(a.shape[0], -1)
 
 
 def lif_backward(dout, cache):
@@ -105,41 +118,58 @@ def lif_backward(dout, cache):
     from layer l+1 at the same step.  Returns ``(dcurrent, dleak, dthreshold)``;
     dcurrent has the shape of the forward's current ((1, B, ...) for a constant
     current: the steps' gradients are summed, as in dW_1 = sum_t dI_1^t x).
+
+    Step t, from t = T down to 1, with dm^T = 0 and m^0 = 0:
+
+        Eq. 10:  du^t = dm^t + do^t sigma'(z^t) / v
+        Eq. 11:  dm^{t-1} = lambda du^t
+        Eq. 12:  dI^t = du^t
+        Eq. 13:  dlambda += sum[ du^t m^{t-1} ],  m^{t-1} = u^{t-1} - v o^{t-1}
+        Eq. 14:  dv += sum[ do^t sigma'(z^t) (-u^t / v^2) ] - sum[ dm^t o^t ]
+
+    The last term of Eq. 14 is the reset path m = u - v o (o detached).  The
+    surrogate factor of Eq. 10 does not depend on the recursion, so it is
+    computed for all steps at once; the loop then adds only the membrane path
+    and the sums of Eq. 13-14, as dot products.
     """
     u, spikes, leak, threshold, constant, surrogate = cache
     xp = array_module(dout, u)
     if isinstance(surrogate, Triangle) and kernels.enabled(xp, u):
         return kernels.lif_backward(dout, u, spikes, leak, threshold, surrogate.gamma, constant)
     T = u.shape[0]
-    dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype) if constant else \
-        xp.empty(u.shape, dtype=u.dtype)
-    dm = xp.zeros(u.shape[1:], dtype=u.dtype)            # dm^T = 0
-    m_prev = xp.empty(u.shape[1:], dtype=u.dtype)
-    dleak = xp.zeros((), dtype=u.dtype)
-    dthreshold = xp.zeros((), dtype=u.dtype)
-    for t in range(T - 1, -1, -1):
-        du, dv_t = _lif_step_backward(dout[t], dm, u[t], spikes[t], threshold, surrogate)
-        dthreshold += dv_t
-        if t > 0:                                        # Eq. 13 (m^0 = 0)
-            xp.multiply(spikes[t - 1], threshold, out=m_prev)
-            xp.subtract(u[t - 1], m_prev, out=m_prev)    # m^{t-1} = u^{t-1} - v o^{t-1}
-            dleak += (du * m_prev).sum()
-        xp.multiply(du, leak, out=dm)                    # Eq. 11
-        if constant:                                     # Eq. 12: dI^t = du^t
-            dcurrent[0] += du
-        else:
-            dcurrent[t] = du
-    return dcurrent, dleak, dthreshold
+    du = xp.empty(u.shape, dtype=u.dtype)
+    dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype) if constant else du  # Eq. 12
+    u_, spikes_, dout_, du_, dcurrent_ = (_by_step(a) for a in (u, spikes, dout, du, dcurrent))
 
+    def steps(n):
+        """BPTT for neurons n; returns their sums (Eq. 13, Eq. 14's two terms)."""
+        z = u_[:, n] / threshold
+        z -= 1.0                                         # Eq. 3, all steps
+        g = du_[:, n]
+        g[...] = surrogate.grad(z)                       # Eq. 8
+        g *= dout_[:, n]                                 # do^t sigma'(z^t)
+        surrogate_term = xp.vdot(g, u_[:, n])            # Eq. 14: sum do sigma' u
+        g /= threshold                                   # Eq. 10 without dm^t
+        dm, v_spike, m_prev = (xp.empty(g.shape[1:], dtype=u.dtype) for _ in range(3))
+        dleak, reset = xp.zeros((), dtype=u.dtype), xp.zeros((), dtype=u.dtype)
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:                                # dm^{T-1} = 0
+                xp.multiply(g[t + 1], leak, out=dm)      # Eq. 11: dm^t = lambda du^{t+1}
+                g[t] += dm                               # Eq. 10: du^t = dm^t + ...
+                reset += xp.vdot(dm, v_spike)            # Eq. 14 reset term, times v
+            if constant:                                 # Eq. 12: dI = sum_t du^t
+                dcurrent_[0, n] += g[t]
+            if t > 0:                                    # Eq. 13 (m^0 = 0)
+                xp.multiply(spikes_[t - 1, n], threshold, out=v_spike)
+                xp.subtract(u_[t - 1, n], v_spike, out=m_prev)   # m^{t-1} = u - v o
+                dleak += xp.vdot(g[t], m_prev)
+        return dleak, surrogate_term, reset
 
-def _lif_step_backward(dspike, dm, u, spike, threshold, surrogate):
-    """One step of BPTT: Eq. 10 (du) and the step's term of Eq. 14 (dv).
-
-    Eq. 10:  du = dm + do * sigma'(z) / v
-    Eq. 14:  dv = sum[ do * sigma'(z) * (-u / v^2) ] - sum[ dm * o ]
-    The second term of Eq. 14 is the reset path m = u - v o (o detached).
-    """
-    dspike_sg = dspike * surrogate.grad(u / threshold - 1.0)
-    du = dm + dspike_sg / threshold
-    dv = -(dspike_sg * u).sum() / threshold ** 2 - (dm * spike).sum()
-    return du, dv
+    sums = map_chunks(steps, slices(u_.shape[1], xp), xp)
+    dleak, surrogate_term, reset = sums[0]
+    for part in sums[1:]:                        # in order: the same sums on any pool
+        dleak += part[0]
+        surrogate_term += part[1]
+        reset += part[2]
+    dthreshold = -surrogate_term / threshold ** 2 - reset / threshold
+    return dcurrent, dleak, xp.asarray(dthreshold, dtype=u.dtype)

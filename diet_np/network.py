@@ -16,6 +16,7 @@ import numpy as np
 
 from .backend import array_module, check_float_dtype, to_device
 from .layers import Context, Sequential
+from .parallel import pool_scope
 from .surrogates import get_surrogate
 
 MODES = ("snn", "ann")
@@ -159,7 +160,8 @@ class Network:
         if check:
             self.validate(params, x, T, mode)
         ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout)
-        logits, caches = self.body.forward(params, x[None], ctx)
+        with pool_scope(array_module(x)):
+            logits, caches = self.body.forward(params, x[None], ctx)
         return logits, Trace(mode, ctx.T, x.shape[0], caches, ctx.spike_counts)
 
     def backward(self, params, dlogits, trace):
@@ -168,7 +170,8 @@ class Network:
             raise ValueError(f"dlogits must have shape ({trace.batch}, {self.num_classes}); "
                              f"got {tuple(dlogits.shape)}")
         grads = {}
-        self.body.backward(params, dlogits, trace.caches, grads)
+        with pool_scope(array_module(dlogits)):
+            self.body.backward(params, dlogits, trace.caches, grads)
         return {key: grads[key] for key in self.specs}
 
     def forward_stepwise(self, params, x, *, T, mode="snn", train=False, rng=None,

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from .backend import array_module
+from .parallel import map_chunks, slices
 
 WEIGHT_SUFFIX = ".weight"
 LEAK_SUFFIX = ".leak"
@@ -280,24 +281,31 @@ class Adam(_Optimizer):
             g = _with_decay(key, p, grads[key], self.weight_decay)
             m = self._buffer(key, "exp_avg", p)
             s = self._buffer(key, "exp_avg_sq", p)
+            s_max = self._buffer(key, "max_exp_avg_sq", p) if self.amsgrad else None
             tmp = self._scratch_like(p)          # one reused buffer instead of temporaries
-            xp.multiply(g, 1.0 - b1, out=tmp)
-            m *= b1
-            m += tmp                                                 # m = b1 m + (1-b1) g
-            xp.multiply(g, g, out=tmp)
-            tmp *= 1.0 - b2
-            s *= b2
-            s += tmp                                                 # s = b2 s + (1-b2) g^2
-            if self.amsgrad:
-                s_max = self._buffer(key, "max_exp_avg_sq", p)
-                xp.maximum(s_max, s, out=s_max)
-                s = s_max
-            xp.sqrt(s, out=tmp)
-            tmp /= bc2_sqrt
-            tmp += self.eps                                          # denominator
-            xp.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            p -= tmp
+
+            def rows(r, p=p, g=g, m=m, s=s, s_max=s_max, tmp=tmp):
+                """The update of rows r (one block per CPU worker)."""
+                p, g, m, s, tmp = p[r], g[r], m[r], s[r], tmp[r]          # views
+                xp.multiply(g, 1.0 - b1, out=tmp)
+                m *= b1
+                m += tmp                                             # m = b1 m + (1-b1) g
+                xp.multiply(g, g, out=tmp)
+                tmp *= 1.0 - b2
+                s *= b2
+                s += tmp                                             # s = b2 s + (1-b2) g^2
+                if s_max is not None:
+                    s_max = s_max[r]
+                    xp.maximum(s_max, s, out=s_max)                  # AMSGrad
+                    s = s_max
+                xp.sqrt(s, out=tmp)
+                tmp /= bc2_sqrt
+                tmp += self.eps                                      # denominator
+                xp.divide(m, tmp, out=tmp)
+                tmp *= step_size
+                p -= tmp
+
+            map_chunks(rows, slices(p.shape[0], xp) if p.ndim else [...], xp)
         self.step_count = t
 
 

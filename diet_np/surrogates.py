@@ -28,7 +28,11 @@ class Triangle:
 
     def grad(self, z):
         xp = array_module(z)
-        return self.gamma * xp.maximum(0.0, 1.0 - xp.abs(z))
+        g = xp.asarray(xp.abs(z))                # an array also for 0-d z
+        xp.subtract(1.0, g, out=g)
+        xp.maximum(g, 0.0, out=g)
+        g *= self.gamma
+        return g
 
     def primitive(self, z):
         xp = array_module(z)

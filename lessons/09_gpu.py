@@ -33,6 +33,7 @@
 # **Runs in:** quick mode a few seconds; full mode about 20 s on a CPU (no GPU).
 
 # %%
+import os
 import tempfile
 import time
 
@@ -172,7 +173,11 @@ assert device_of(params_strict["fc1.threshold"]) == "strict"
 #
 # One forward and backward pass in float64 on a batch of images, with thresholds low
 # enough that every layer spikes, on NumPy and on each device. The strict device runs
-# NumPy underneath, so it must agree bit for bit. A GPU sums in a different order, so
+# NumPy underneath, so it must agree bit for bit, provided the NumPy run does its sums
+# in the same order: on NumPy arrays diet_np splits convolutions, dense and LIF layers
+# into one block per CPU core (`diet_np/parallel.py`), which regroups a few sums, while
+# the strict device, like CuPy, runs each as one block; so the NumPy reference runs with
+# one worker, `DIET_NP_THREADS=1`. A GPU sums in a different order, so
 # its results agree to rounding; a potential that lands within rounding error of a
 # threshold could then fire on one device and not the other, which the check would
 # report as a mismatch.
@@ -194,7 +199,13 @@ for k in params64:
 x64, y64 = next(iterate_batches(small.x_train, small.y_train, 16, np, shuffle=False,
                                 mean=small.mean, std=small.std))
 x64 = x64.astype(np.float64)
+threads_before = os.environ.get("DIET_NP_THREADS")
+os.environ["DIET_NP_THREADS"] = "1"
 reference = forward_backward(np, params64, x64, y64)
+if threads_before is None:
+    del os.environ["DIET_NP_THREADS"]
+else:
+    os.environ["DIET_NP_THREADS"] = threads_before
 print("spikes per layer (NumPy):", {k: int(v) for k, v in reference[3].items()})
 assert all(v > 0 for v in reference[3].values())
 parity = {}

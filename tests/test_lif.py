@@ -25,6 +25,20 @@ def test_spike_needs_z_strictly_positive():
     assert spike.tolist() == [False, True]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_u_greater_than_v_is_eq3_4_exactly(dtype):
+    """lif_forward fires on u > v; Eq. 3-4 say u / v - 1 > 0.  For v > 0 the two
+    agree bit for bit, also for potentials one rounding step from the threshold."""
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.uniform(1e-3, 10, 20000), 2.0 ** np.arange(-10, 5),
+                        [0.1, 0.3, 1 / 3, 0.7]]).astype(dtype)
+    u = np.stack([v * dtype(k) for k in (0.5, 1.0, 1.5, 2.0, 3.0)]
+                 + [np.nextafter(v, dtype(np.inf)), np.nextafter(v, dtype(-np.inf))]
+                 + [np.nextafter(np.nextafter(v, dtype(np.inf)), dtype(np.inf))]
+                 + [v * rng.uniform(0.9, 1.1, v.shape).astype(dtype)])
+    np.testing.assert_array_equal(u > v, (u / v - dtype(1.0)) > 0)
+
+
 def test_worked_example_one_neuron_three_steps_true_spiking():
     """Gradients of one neuron over T = 3 steps, derived by hand from Eq. 10-14.
 

@@ -18,7 +18,8 @@ def training_step(net, params, opt, x, y, rng, T):
     return loss, trace
 
 
-def test_training_step_on_strict_device_equals_numpy():
+def test_training_step_on_strict_device_equals_numpy(monkeypatch):
+    monkeypatch.setenv("DIET_NP_THREADS", "1")     # the strict device, like CuPy, has no CPU pool
     net = vgg([4, "A", 6, "A"], [16], num_classes=5, input_shape=(3, 8, 8),
               dropout={"conv": 0.2, "fc": 0.5})
     host = net.init_params(0)

@@ -10,7 +10,8 @@ the size of the input, so both directions walk the batch in chunks of whole
 images, and the backward recomputes each chunk's columns from the cached input
 instead of keeping them.  On the CPU a chunk has about :data:`CHUNK_COLUMNS`
 output positions, so that its columns stay in cache between im2col and the
-matrix product, which is still wide enough to run at full speed.  On a GPU
+matrix product, which is still wide enough to run at full speed; the chunks
+run on the CPU pool of :mod:`diet_np.parallel`, one per core.  On a GPU
 every chunk costs a dozen kernel launches and a narrow product leaves most of
 its cores idle, so a chunk is as wide as :data:`GPU_CHUNK_BYTES` of columns
 allows.
@@ -18,6 +19,7 @@ allows.
 from __future__ import annotations
 
 from ..backend import array_module
+from ..parallel import map_chunks, slices
 
 CHUNK_COLUMNS = 2048
 """CPU: output positions (columns of im2col) per chunk; at least one whole image."""
@@ -78,14 +80,16 @@ def col2im(col, x_shape, kh: int, kw: int, stride: int = 1, pad: int = 0):
 
 def _chunks(x, kh, kw, stride, pad, dtype):
     """Slices of the batch, whole images, with about :data:`CHUNK_COLUMNS` output
-    positions each on the CPU and :data:`GPU_CHUNK_BYTES` of ``dtype`` columns on CuPy."""
+    positions each on the CPU (fewer if that gives each worker of the CPU pool a
+    chunk) and :data:`GPU_CHUNK_BYTES` of ``dtype`` columns on CuPy."""
     n, c, h, w = x.shape
     per_image = conv_output_size(h, kh, stride, pad) * conv_output_size(w, kw, stride, pad)
-    if array_module(x).__name__ == "cupy":
+    xp = array_module(x)
+    if xp.__name__ == "cupy":
         columns = GPU_CHUNK_BYTES // (c * kh * kw * dtype.itemsize)
     else:
         columns = CHUNK_COLUMNS
-    step = max(1, columns // per_image)
+    step = max(1, min(columns // per_image, -(-n // len(slices(n, xp)))))  # >= 1 chunk a worker
     return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
 
@@ -120,8 +124,11 @@ def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
     wo = conv_output_size(x.shape[3], kw, stride, pad)
     out = xp.empty((x.shape[0], c_out, ho, wo), dtype=w.dtype)
     w2d = w.reshape(c_out, -1)
-    for part in _chunks(x, kh, kw, stride, pad, w.dtype):
+
+    def chunk(part):
         out[part] = _conv_chunk(x[part], w2d, kh, kw, stride, pad)
+
+    map_chunks(chunk, _chunks(x, kh, kw, stride, pad, w.dtype), xp)
     return out, (x, w, stride, pad)
 
 
@@ -141,17 +148,23 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
     xp = array_module(dout, w)
     c_out, c_in, kh, kw = w.shape
     w2d = w.reshape(c_out, -1)
-    dw_t = xp.zeros(w2d.shape[::-1], dtype=w.dtype)
     dx = xp.empty(x.shape, dtype=w.dtype) if need_dx else None
     adjoint = need_dx and stride == 1 and c_out <= c_in and kh == kw and pad < kh
     if adjoint:
         w_adjoint = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].reshape(c_in, -1)
-    for part in _chunks(x, kh, kw, stride, pad, w.dtype):
+
+    def chunk(part):
+        """Writes this chunk's dx; returns its term of dw^T."""
         dout2d = dout[part].transpose(1, 0, 2, 3).reshape(c_out, -1)
         col = im2col(x[part].astype(w.dtype, copy=False), kh, kw, stride, pad)
-        dw_t += col @ dout2d.T
         if adjoint:
             dx[part] = _conv_chunk(dout[part], w_adjoint, kh, kw, 1, kh - 1 - pad)
         elif need_dx:
             dx[part] = col2im(w2d.T @ dout2d, dx[part].shape, kh, kw, stride, pad)
+        return col @ dout2d.T
+
+    terms = map_chunks(chunk, _chunks(x, kh, kw, stride, pad, w.dtype), xp)
+    dw_t = terms[0]
+    for term in terms[1:]:                # in chunk order: the same sum on any pool
+        dw_t += term
     return dx, dw_t.T.reshape(w.shape)

@@ -2,12 +2,13 @@
 
 The image is viewed as (N, C, H/k, k, W/k, k).  Average pooling adds the k*k
 strided slices of that view (a NumPy reduction over its two non-adjacent window
-axes is many times slower) and its backward assigns to them; max pooling
-reduces a transposed copy.
+axes is many times slower) and its backward assigns to them, a block of images
+per worker of :mod:`diet_np.parallel`; max pooling reduces a transposed copy.
 """
 from __future__ import annotations
 
 from ..backend import array_module
+from ..parallel import map_chunks, slices
 
 
 def _windows(x, k):
@@ -25,10 +26,14 @@ def avgpool_forward(x, k: int = 2):
     win = _windows(x, k)
     n, c, ho, _, wo, _ = win.shape
     out = xp.zeros((n, c, ho, wo), dtype=x.dtype)
-    for i in range(k):
-        for j in range(k):
-            out += win[:, :, :, i, :, j]
-    out *= 1.0 / (k * k)
+
+    def images(b):
+        for i in range(k):
+            for j in range(k):
+                out[b] += win[b, :, :, i, :, j]
+        out[b] *= 1.0 / (k * k)
+
+    map_chunks(images, slices(n, xp), xp)
     return out, (x.shape, k)
 
 
@@ -36,12 +41,16 @@ def avgpool_backward(dout, cache):
     """Each input in a window receives dout / k^2."""
     xp = array_module(dout)
     shape, k = cache
-    scaled = dout * (1.0 / (k * k))
     dx = xp.empty(shape, dtype=dout.dtype)
     win = _windows(dx, k)
-    for i in range(k):
-        for j in range(k):
-            win[:, :, :, i, :, j] = scaled
+
+    def images(b):
+        scaled = dout[b] * (1.0 / (k * k))
+        for i in range(k):
+            for j in range(k):
+                win[b, :, :, i, :, j] = scaled
+
+    map_chunks(images, slices(shape[0], xp), xp)
     return dx
 
 

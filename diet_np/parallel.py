@@ -1,0 +1,149 @@
+"""CPU threads for the hot loops: independent chunks of work run on a small pool.
+
+NumPy releases the GIL inside matrix products and large element-wise loops, so
+plain Python threads run chunks of a convolution (see :mod:`diet_np.ops.conv`)
+or slices of a LIF layer's neurons (see :mod:`diet_np.lif`) on several cores at
+once.  OpenBLAS's own threads help little on products of a chunk's size, and
+once used they keep spinning on cores for a while (on two cores a chunked
+convolution ran slower with two BLAS threads than with one), so during a
+network's forward and backward pass (:func:`pool_scope`) OpenBLAS is set to
+one thread and restored afterwards.
+
+The number of workers is the environment variable ``DIET_NP_THREADS``, or by
+default the number of CPUs this process may run on.  With one worker, or for
+arrays that are not NumPy's (CuPy, the strict test device), chunks run in order
+in the calling thread.  Results come back in the order of the chunks, so sums
+over them are the same whatever the number of workers.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ENV_THREADS = "DIET_NP_THREADS"
+
+
+def num_workers() -> int:
+    """Workers of the CPU pool: ``DIET_NP_THREADS`` or the CPUs available."""
+    value = os.environ.get(ENV_THREADS)
+    if value is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:                      # not Linux
+            return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{ENV_THREADS} must be a whole number >= 1; got {value!r}")
+    return int(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="diet_np")
+
+
+def map_chunks(fn, chunks, xp=np) -> list:
+    """``[fn(c) for c in chunks]``, on the CPU pool when ``xp`` is NumPy and there
+    is more than one worker and one chunk (OpenBLAS single-threaded meanwhile)."""
+    chunks = list(chunks)
+    workers = num_workers() if xp is np else 1
+    if workers == 1 or len(chunks) == 1:
+        return [fn(c) for c in chunks]
+    with single_threaded_blas():
+        return list(_pool(workers).map(fn, chunks))
+
+
+def slices(n: int, xp=np) -> list[slice]:
+    """Contiguous slices covering range(n), one per worker (a single slice
+    unless ``xp`` is NumPy and the pool has several workers)."""
+    parts = max(1, min(num_workers() if xp is np else 1, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
+def pool_scope(xp):
+    """Context for a whole forward or backward pass: OpenBLAS single-threaded
+    when the CPU pool is in use, so that no idle BLAS thread spins on a core the
+    pool needs; nothing otherwise."""
+    if xp is np and num_workers() > 1:
+        return single_threaded_blas()
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- OpenBLAS
+class OpenBLAS:
+    """The OpenBLAS that NumPy loaded: its kernel name and thread count."""
+
+    def __init__(self, lib, prefix, suffix):
+        self._get = getattr(lib, f"{prefix}get_num_threads{suffix}")
+        self._set = getattr(lib, f"{prefix}set_num_threads{suffix}")
+        self._core = getattr(lib, f"{prefix}get_corename{suffix}")
+        self._core.restype = ctypes.c_char_p
+
+    @property
+    def corename(self) -> str:
+        return self._core().decode()
+
+    @property
+    def threads(self) -> int:
+        return int(self._get())
+
+    def set_threads(self, n: int) -> None:
+        self._set(int(n))
+
+
+@functools.lru_cache(maxsize=None)
+def openblas() -> OpenBLAS | None:
+    """NumPy's OpenBLAS, found among the libraries this process has loaded, or
+    None (another BLAS, or not Linux)."""
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return None
+    paths = sorted({line.split()[-1] for line in maps
+                    if "openblas" in line.lower() and "numpy" in line})
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("openblas_", ""),
+                               ("scipy_openblas_", "")):
+            try:
+                return OpenBLAS(lib, prefix, suffix)
+            except AttributeError:
+                continue
+    return None
+
+
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved = None
+
+
+class single_threaded_blas:
+    """Context manager: OpenBLAS runs one thread inside, as many as before after.
+    Nests, and may be entered from several threads at once."""
+
+    def __enter__(self):
+        global _blas_depth, _blas_saved
+        lib = openblas()
+        with _blas_lock:
+            if _blas_depth == 0 and lib is not None:
+                _blas_saved = lib.threads
+                if _blas_saved != 1:
+                    lib.set_threads(1)
+            _blas_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _blas_depth
+        lib = openblas()
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0 and lib is not None and _blas_saved not in (None, 1):
+                lib.set_threads(_blas_saved)
+        return False
