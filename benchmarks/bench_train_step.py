@@ -38,7 +38,6 @@ width of PyTorch's oneDNN ones), ``--blas-core SkylakeX`` sets
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -65,8 +64,9 @@ PAUSE_S = 0.2   # between alternated runs, so that one library's idle spinning
 # environment (before NumPy and PyTorch are imported)
 # ---------------------------------------------------------------------------
 def configure_environment(args):
-    """Thread counts and the OpenBLAS kernel, set before any BLAS is loaded."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    """Thread counts (BLAS, PyTorch's OpenMP, diet_np's CPU pool) and the OpenBLAS
+    kernel, set before any BLAS is loaded."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "DIET_NP_THREADS"):
         os.environ[var] = str(args.threads)
     if args.blas_core:
         os.environ["OPENBLAS_CORETYPE"] = args.blas_core
@@ -90,27 +90,6 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
-
-
-def openblas_info():
-    """(kernel name, threads) of the OpenBLAS that NumPy loaded, or None."""
-    try:
-        maps = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return None
-    paths = sorted({l.split()[-1] for l in maps if "openblas" in l.lower() and "numpy" in l})
-    for path in paths:
-        lib = ctypes.CDLL(path)
-        for prefix, suffix in (("scipy_openblas_", "64_"), ("openblas_", ""),
-                               ("scipy_openblas_", "")):
-            try:
-                core = getattr(lib, f"{prefix}get_corename{suffix}")
-                nthreads = getattr(lib, f"{prefix}get_num_threads{suffix}")
-            except AttributeError:
-                continue
-            core.restype = ctypes.c_char_p
-            return core().decode(), nthreads()
-    return None
 
 
 def rss_kib():
@@ -344,13 +323,18 @@ def section_machine(args):
     rows = [("CPU", f"{cpu_name()}, {os.cpu_count()} logical cores"),
             ("load average (1, 5, 15 min)", load_average()),
             ("Python", platform.python_version()), ("NumPy", np.__version__)]
-    blas = openblas_info()
+    from diet_np.parallel import num_workers, openblas
+
+    blas = openblas()
     if blas:
         forced = os.environ.get("OPENBLAS_CORETYPE")
         rows.append(("OpenBLAS kernel, threads",
-                     f"{blas[0]}, {blas[1]}" + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")))
-        if _cpu_has("avx512f") and blas[0].lower() in ("haswell", "zen"):
+                     f"{blas.corename}, {blas.threads}"
+                     + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")))
+        if _cpu_has("avx512f") and blas.corename.lower() in ("haswell", "zen"):
             rows.append(("note", "AVX-512 CPU but AVX2 BLAS kernels: see --blas-core"))
+    rows.append(("diet_np CPU pool", f"{num_workers()} worker(s) (DIET_NP_THREADS); OpenBLAS "
+                 "single-threaded inside a pass when more than one"))
     try:
         import torch
 

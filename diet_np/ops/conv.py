@@ -79,9 +79,9 @@ def col2im(col, x_shape, kh: int, kw: int, stride: int = 1, pad: int = 0):
 
 
 def _chunks(x, kh, kw, stride, pad, dtype):
-    """Slices of the batch, whole images, with about :data:`CHUNK_COLUMNS` output
-    positions each on the CPU (fewer if that gives each worker of the CPU pool a
-    chunk) and :data:`GPU_CHUNK_BYTES` of ``dtype`` columns on CuPy."""
+    """Slices of the batch, whole images, with at most about :data:`CHUNK_COLUMNS`
+    output positions each on the CPU, as many for each worker of the CPU pool,
+    and :data:`GPU_CHUNK_BYTES` of ``dtype`` columns each on CuPy."""
     n, c, h, w = x.shape
     per_image = conv_output_size(h, kh, stride, pad) * conv_output_size(w, kw, stride, pad)
     xp = array_module(x)
@@ -89,7 +89,10 @@ def _chunks(x, kh, kw, stride, pad, dtype):
         columns = GPU_CHUNK_BYTES // (c * kh * kw * dtype.itemsize)
     else:
         columns = CHUNK_COLUMNS
-    step = max(1, min(columns // per_image, -(-n // len(slices(n, xp)))))  # >= 1 chunk a worker
+    workers = len(slices(n, xp))
+    count = -(-n // max(1, columns // per_image))            # chunks of at most `columns`
+    count = -(-count // workers) * workers                   # the same number for each worker
+    step = -(-n // count)
     return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
 
