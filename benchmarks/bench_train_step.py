@@ -459,6 +459,7 @@ def section_conv(args, case, ceilings, reps):
     import numpy as np
 
     import diet_np.ops as ops
+    from diet_np.parallel import pool_scope
 
     print(f"## Conv forward+backward, {case.arch} (B={case.batch}, T={case.T}, "
           f"{args.clock} clock)\n")
@@ -478,9 +479,10 @@ def section_conv(args, case, ceilings, reps):
         dout_host = rng.normal(size=out.shape).astype(np.float32)
         dout = xp.asarray(dout_host)
 
-        def diet():
-            _, cache = ops.conv2d_forward(x, wt, layer.stride, layer.pad)
-            ops.conv2d_backward(dout, cache, need_dx=not layer.first)
+        def diet():                  # as inside Network.forward / backward
+            with pool_scope(xp):
+                _, cache = ops.conv2d_forward(x, wt, layer.stride, layer.pad)
+                ops.conv2d_backward(dout, cache, need_dx=not layer.first)
 
         fns = {"diet_np": diet}
         torch_fn = _torch_conv(x_host, w_host, dout_host, layer, args.device)
