@@ -204,7 +204,11 @@ def fit(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resume=Fal
         check_compatible(ckpt.params, net.param_shapes(), what=ckpt_path)
         stored = TrainConfig.from_dict(ckpt.meta["config"])
         if stored != cfg:
-            print(f"resuming with the configuration stored in {ckpt_path}")
+            changed = ", ".join(f"{f.name} {getattr(cfg, f.name)!r} -> {getattr(stored, f.name)!r}"
+                                for f in dataclasses.fields(cfg)
+                                if getattr(cfg, f.name) != getattr(stored, f.name))
+            print(f"resuming with the configuration stored in {ckpt_path}, "
+                  f"not the one given ({changed})")
             cfg = stored
             opt = _optimizer(cfg)
         for k, v in ckpt.params.items():

@@ -102,6 +102,15 @@ def test_resume_is_bit_identical(shapes, tmp_path):
     assert (tmp_path / "b" / "curves.png").stat().st_size > 0
 
 
+def test_resume_names_the_settings_it_keeps_from_the_checkpoint(shapes, tmp_path, capsys):
+    _fit(shapes, tmp_path, stop_after_epochs=1)
+    net = build_network(TINY, shapes.num_classes)
+    cfg = ann_config(epochs=3, batch_size=32, lr=0.01, dropout={"conv": 0.2, "fc": 0.5})
+    fit(net, net.init_params(0), shapes, cfg, tmp_path, arch=TINY, xp=np, show_progress=False,
+        resume=True, stop_after_epochs=0)
+    assert "not the one given (lr 0.01 -> 0.05)" in capsys.readouterr().out
+
+
 def test_diet_finetuning_trains_leak_and_threshold(shapes, tmp_path):
     net = build_network(TINY, shapes.num_classes)
     params = net.init_params(0)
