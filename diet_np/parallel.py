@@ -109,7 +109,10 @@ def openblas() -> OpenBLAS | None:
     paths = sorted({line.split()[-1] for line in maps
                     if "openblas" in line.lower() and "numpy" in line})
     for path in paths:
-        lib = ctypes.CDLL(path)
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
         for prefix, suffix in (("scipy_openblas_", "64_"), ("openblas_", ""),
                                ("scipy_openblas_", "")):
             try:

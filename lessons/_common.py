@@ -38,29 +38,14 @@ def blas_threads(n=None):
 
     Returns None where it cannot be found (not Linux, or not OpenBLAS).
     """
-    import ctypes
+    from diet_np.parallel import openblas
 
-    import numpy  # noqa: F401  (loads the BLAS library)
-
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
+    lib = openblas()
+    if lib is None:
         return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("openblas_", "scipy_openblas_"):
-            for suffix in ("", "64_"):
-                setter = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    if n is not None:
-                        setter(ctypes.c_int(int(n)))
-                    return int(getter())
-    return None
+    if n is not None:
+        lib.set_threads(n)
+    return lib.threads
 
 
 if QUICK:

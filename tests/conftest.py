@@ -1,4 +1,8 @@
-"""Shared fixtures: small float64 networks whose every layer spikes."""
+"""Shared helpers: small float64 networks whose every layer spikes; running a lesson."""
+import runpy
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,3 +32,40 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+LESSONS = Path(__file__).resolve().parent.parent / "lessons"
+
+
+def _fresh_common(monkeypatch):
+    """Import lessons/_common.py anew (it reads the environment when imported)."""
+    monkeypatch.delitem(sys.modules, "_common", raising=False)
+    import _common
+    return _common
+
+
+def lesson_runner(monkeypatch, out_dir, files, figures):
+    """Generator for a fixture: yields ``run(number)``, which runs a lesson in quick
+    mode (``runpy``, as ``__main__``) with its figures in ``out_dir``, checks that
+    they were written and returns the lesson's globals; afterwards restores
+    OpenBLAS's thread count (quick mode sets it to 1)."""
+    monkeypatch.syspath_prepend(str(LESSONS))
+    monkeypatch.delenv("DIET_NP_QUICK", raising=False)
+    monkeypatch.delenv("DIET_NP_SHOW", raising=False)
+    threads_before = _fresh_common(monkeypatch).blas_threads()
+    monkeypatch.setenv("DIET_NP_QUICK", "1")
+    monkeypatch.setenv("DIET_NP_LESSON_OUT", str(out_dir))
+    state = {}
+
+    def run(number):
+        state["common"] = _fresh_common(monkeypatch)
+        assert state["common"].QUICK
+        g = runpy.run_path(str(LESSONS / files[number]), run_name="__main__")
+        for name in figures[number]:
+            figure = Path(out_dir) / f"{name}.png"
+            assert figure.is_file() and figure.stat().st_size > 5000, f"missing figure {name}"
+        return g
+
+    yield run
+    if threads_before is not None and "common" in state:
+        state["common"].blas_threads(threads_before)

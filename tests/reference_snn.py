@@ -9,7 +9,8 @@ inner - with every state kept per step.  Supports a chain of
 import numpy as np
 
 
-def _conv(x, w, s, p):
+def conv_loops(x, w, s, p):
+    """out[n, o, i, j] = sum over c, a, b of xpad[n, c, i*s + a, j*s + b] w[o, c, a, b]."""
     n, c, h, wd = x.shape
     o, _, k, _ = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -56,7 +57,7 @@ def reference_grads(layers, params, x, labels, T, gamma=0.3):
             kind = layer[0]
             rec[t][i] = h
             if kind == "conv":
-                cur = _conv(h, params[layer[1] + ".weight"], layer[2], layer[3])
+                cur = conv_loops(h, params[layer[1] + ".weight"], layer[2], layer[3])
             elif kind == "fc":
                 cur = h @ params[layer[1] + ".weight"].T
             elif kind == "avgpool":

@@ -7,14 +7,11 @@ assertions were weakened or removed still fails here.
 """
 import math
 import re
-import runpy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LESSONS, lesson_runner
 
-LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 LESSON_FILES = {
     1: "01_lif_neuron.py",
     2: "02_surrogate_gradients.py",
@@ -34,36 +31,10 @@ FIGURES = {
 }
 
 
-def _fresh_common(monkeypatch):
-    """Import lessons/_common.py anew (it reads the environment when imported)."""
-    monkeypatch.delitem(sys.modules, "_common", raising=False)
-    import _common
-    return _common
-
-
 @pytest.fixture
 def run_lesson(monkeypatch, tmp_path):
     """Run a lesson in quick mode; return its globals. Figures go to tmp_path."""
-    monkeypatch.syspath_prepend(str(LESSONS))
-    monkeypatch.delenv("DIET_NP_QUICK", raising=False)
-    monkeypatch.delenv("DIET_NP_SHOW", raising=False)
-    blas_threads_before = _fresh_common(monkeypatch).blas_threads()
-    monkeypatch.setenv("DIET_NP_QUICK", "1")
-    monkeypatch.setenv("DIET_NP_LESSON_OUT", str(tmp_path))
-    common = {}
-
-    def run(number):
-        common["module"] = _fresh_common(monkeypatch)
-        assert common["module"].QUICK
-        g = runpy.run_path(str(LESSONS / LESSON_FILES[number]), run_name="__main__")
-        for name in FIGURES[number]:
-            figure = tmp_path / f"{name}.png"
-            assert figure.is_file() and figure.stat().st_size > 5000, f"missing figure {name}"
-        return g
-
-    yield run
-    if blas_threads_before is not None and "module" in common:
-        common["module"].blas_threads(blas_threads_before)   # quick mode set it to 1
+    yield from lesson_runner(monkeypatch, tmp_path, LESSON_FILES, FIGURES)
 
 
 def test_lesson_01_lif_neuron(run_lesson):

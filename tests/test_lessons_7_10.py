@@ -8,17 +8,14 @@ the checks below repeat the key ones on the variables the lessons leave behind, 
 a lesson whose assertions were weakened still fails here.
 """
 import re
-import runpy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LESSONS, lesson_runner
 
 from diet_np.backend import gpu_available
 from diet_np.data import data_dir
 
-LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 FILES = {7: "07_conversion.py", 8: "08_diet_finetuning.py", 9: "09_gpu.py",
          10: "10_vgg16_cifar.py"}
 FIGURES = {7: ["07_threshold_search", "07_accuracy_vs_T", "07_scale"],
@@ -26,13 +23,6 @@ FIGURES = {7: ["07_threshold_search", "07_accuracy_vs_T", "07_scale"],
            9: ["09_timings"],
            10: ["10_vgg16"]}
 _results = {}          # lesson number -> globals, for checks across lessons
-
-
-def _fresh_common(monkeypatch):
-    """Import lessons/_common.py anew (it reads the environment when imported)."""
-    monkeypatch.delitem(sys.modules, "_common", raising=False)
-    import _common
-    return _common
 
 
 @pytest.fixture(scope="module")
@@ -43,27 +33,15 @@ def shared_out(tmp_path_factory):
 @pytest.fixture
 def run_lesson(monkeypatch, shared_out):
     """Run a lesson in quick mode and return its globals; figures go to ``shared_out``."""
-    monkeypatch.syspath_prepend(str(LESSONS))
-    monkeypatch.delenv("DIET_NP_QUICK", raising=False)
-    monkeypatch.delenv("DIET_NP_SHOW", raising=False)
-    threads_before = _fresh_common(monkeypatch).blas_threads()
-    monkeypatch.setenv("DIET_NP_QUICK", "1")
-    monkeypatch.setenv("DIET_NP_LESSON_OUT", str(shared_out))
-    state = {}
+    runner = lesson_runner(monkeypatch, shared_out, FILES, FIGURES)
+    run = next(runner)
 
-    def run(number):
-        state["common"] = _fresh_common(monkeypatch)
-        assert state["common"].QUICK
-        g = runpy.run_path(str(LESSONS / FILES[number]), run_name="__main__")
-        for name in FIGURES[number]:
-            figure = shared_out / f"{name}.png"
-            assert figure.is_file() and figure.stat().st_size > 5000, f"missing figure {name}"
-        _results[number] = g
-        return g
+    def run_and_keep(number):
+        _results[number] = run(number)
+        return _results[number]
 
-    yield run
-    if threads_before is not None and "common" in state:
-        state["common"].blas_threads(threads_before)       # quick mode set it to 1
+    yield run_and_keep
+    next(runner, None)
 
 
 def test_lesson_07_conversion(run_lesson):
