@@ -2,7 +2,7 @@
 
 im2col builds ``col[c, i, j, n, oh, ow] = xpad[c, n, oh*s + i, ow*s + j]`` with a
 short loop over the kernel window (9 strided-slice copies for a 3x3 kernel);
-col2im adds the window slices back.  There is no fancy indexing and no
+col2im adds the window slices back, each cropped to the unpadded input.  There is no fancy indexing and no
 scatter-add, so the same code runs on NumPy and CuPy.
 
 Memory and speed: the column matrix of a whole folded batch (T*B images) is 9x
@@ -63,19 +63,38 @@ def im2col(x, kh: int, kw: int, stride: int = 1, pad: int = 0):
     return col.reshape(c * kh * kw, n * ho * wo)
 
 
-def col2im(col, x_shape, kh: int, kw: int, stride: int = 1, pad: int = 0):
+def col2im(col, x_shape, kh: int, kw: int, stride: int = 1, pad: int = 0, out=None):
     """Adjoint of :func:`im2col`: fold columns (C*kh*kw, N*Ho*Wo) back to (N, C, H, W),
-    adding the contributions of overlapping windows.  Returns a strided view of a
-    (C, N, H, W) buffer."""
+    adding the contributions of overlapping windows.
+
+    Each kernel tap (i, j) adds its columns to the inputs it read; contributions
+    that fell on the zero padding are dropped rather than added to a padded
+    buffer.  Writes into ``out`` (N, C, H, W) when given; returns the result."""
     xp = array_module(col)
     n, c, h, w = x_shape
     ho, wo = conv_output_size(h, kh, stride, pad), conv_output_size(w, kw, stride, pad)
     col = col.reshape(c, kh, kw, n, ho, wo)
-    dxpad = xp.zeros((c, n, h + 2 * pad, w + 2 * pad), dtype=col.dtype)
+    if out is None:
+        out = xp.empty(x_shape, dtype=col.dtype)
+    dx = out.transpose(1, 0, 2, 3)                       # (C, N, H, W) view
+    dx[...] = 0
     for i in range(kh):
+        rows = _inside(i, h, ho, stride, pad)
         for j in range(kw):
-            dxpad[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += col[:, i, j]
-    return dxpad[:, :, pad:pad + h, pad:pad + w].transpose(1, 0, 2, 3)
+            cols = _inside(j, w, wo, stride, pad)
+            if rows and cols:
+                (y0, y1, r0), (x0, x1, c0) = rows, cols
+                dx[:, :, r0:r0 + stride * (y1 - y0):stride, c0:c0 + stride * (x1 - x0):stride] \
+                    += col[:, i, j, :, y0:y1, x0:x1]
+    return out
+
+
+def _inside(tap: int, size: int, out_size: int, stride: int, pad: int):
+    """Output positions o whose input o*stride + tap - pad lies inside [0, size):
+    ``(first, stop, first input)``, or None when there are none."""
+    first = max(0, -(-(pad - tap) // stride))
+    stop = min(out_size, (size - 1 + pad - tap) // stride + 1)
+    return (first, stop, first * stride + tap - pad) if stop > first else None
 
 
 def _chunks(x, kh, kw, stride, pad, dtype):
@@ -163,7 +182,7 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
         if adjoint:
             dx[part] = _conv_chunk(dout[part], w_adjoint, kh, kw, 1, kh - 1 - pad)
         elif need_dx:
-            dx[part] = col2im(w2d.T @ dout2d, dx[part].shape, kh, kw, stride, pad)
+            col2im(w2d.T @ dout2d, dx[part].shape, kh, kw, stride, pad, out=dx[part])
         return col @ dout2d.T
 
     terms = map_chunks(chunk, _chunks(x, kh, kw, stride, pad, w.dtype), xp)
