@@ -146,12 +146,12 @@ def lif_backward(dout, cache):
         z = u_[:, n] / threshold
         z -= 1.0                                         # Eq. 3, all steps
         g = du_[:, n]
-        g[...] = surrogate.grad(z)                       # Eq. 8
-        g *= dout_[:, n]                                 # do^t sigma'(z^t)
-        surrogate_term = xp.vdot(g, u_[:, n])            # Eq. 14: sum do sigma' u
+        xp.multiply(surrogate.grad(z), dout_[:, n], out=g)   # Eq. 8: do^t sigma'(z^t)
+        dleak, surrogate_term, reset = (xp.zeros((), dtype=u.dtype) for _ in range(3))
+        for t in range(T):                               # row by row: contiguous, no copies
+            surrogate_term += xp.vdot(g[t], u_[t, n])    # Eq. 14: sum do sigma' u
         g /= threshold                                   # Eq. 10 without dm^t
         dm, v_spike, m_prev = (xp.empty(g.shape[1:], dtype=u.dtype) for _ in range(3))
-        dleak, reset = xp.zeros((), dtype=u.dtype), xp.zeros((), dtype=u.dtype)
         for t in range(T - 1, -1, -1):
             if t < T - 1:                                # dm^{T-1} = 0
                 xp.multiply(g[t + 1], leak, out=dm)      # Eq. 11: dm^t = lambda du^{t+1}
