@@ -188,10 +188,11 @@ class Network:
         ctx.observe = observe
         state = {}
         logits = None
-        for t in range(ctx.T):
-            ctx.t = t
-            try:
-                logits = self.body.step(params, x, state, ctx)
-            except StopStep:
-                logits = None
+        with pool_scope(array_module(x)):
+            for t in range(ctx.T):
+                ctx.t = t
+                try:
+                    logits = self.body.step(params, x, state, ctx)
+                except StopStep:
+                    logits = None
         return logits, ctx.spike_counts

@@ -23,6 +23,7 @@ The update formulas are PyTorch's (``torch.optim.SGD`` / ``torch.optim.Adam``):
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -283,30 +284,31 @@ class Adam(_Optimizer):
             s = self._buffer(key, "exp_avg_sq", p)
             s_max = self._buffer(key, "max_exp_avg_sq", p) if self.amsgrad else None
             tmp = self._scratch_like(p)          # one reused buffer instead of temporaries
-
-            def rows(r, p=p, g=g, m=m, s=s, s_max=s_max, tmp=tmp):
-                """The update of rows r (one block per CPU worker)."""
-                p, g, m, s, tmp = p[r], g[r], m[r], s[r], tmp[r]          # views
-                xp.multiply(g, 1.0 - b1, out=tmp)
-                m *= b1
-                m += tmp                                             # m = b1 m + (1-b1) g
-                xp.multiply(g, g, out=tmp)
-                tmp *= 1.0 - b2
-                s *= b2
-                s += tmp                                             # s = b2 s + (1-b2) g^2
-                if s_max is not None:
-                    s_max = s_max[r]
-                    xp.maximum(s_max, s, out=s_max)                  # AMSGrad
-                    s = s_max
-                xp.sqrt(s, out=tmp)
-                tmp /= bc2_sqrt
-                tmp += self.eps                                      # denominator
-                xp.divide(m, tmp, out=tmp)
-                tmp *= step_size
-                p -= tmp
-
-            map_chunks(rows, slices(p.shape[0], xp) if p.ndim else [...], xp)
+            update = functools.partial(self._update, xp, (p, g, m, s, tmp, s_max),
+                                       step_size, bc2_sqrt)
+            map_chunks(update, slices(p.shape[0], xp) if p.ndim else [...], xp)
         self.step_count = t
+
+    def _update(self, xp, arrays, step_size, bc2_sqrt, rows):
+        """The update of one block of rows, in place on views; ``tmp`` is scratch."""
+        p, g, m, s, tmp, s_max = (None if a is None else a[rows] for a in arrays)
+        b1, b2 = self.beta1, self.beta2
+        xp.multiply(g, 1.0 - b1, out=tmp)
+        m *= b1
+        m += tmp                                                     # m = b1 m + (1-b1) g
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        s *= b2
+        s += tmp                                                     # s = b2 s + (1-b2) g^2
+        if s_max is not None:
+            xp.maximum(s_max, s, out=s_max)                          # AMSGrad
+            s = s_max
+        xp.sqrt(s, out=tmp)
+        tmp /= bc2_sqrt
+        tmp += self.eps                                              # denominator
+        xp.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p -= tmp
 
 
 _OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -43,6 +43,11 @@ def num_workers() -> int:
     return int(value)
 
 
+def workers(xp=np) -> int:
+    """Workers for arrays of ``xp``: :func:`num_workers` for NumPy, 1 otherwise."""
+    return num_workers() if xp is np else 1
+
+
 @functools.lru_cache(maxsize=None)
 def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="diet_np")
@@ -52,17 +57,17 @@ def map_chunks(fn, chunks, xp=np) -> list:
     """``[fn(c) for c in chunks]``, on the CPU pool when ``xp`` is NumPy and there
     is more than one worker and one chunk (OpenBLAS single-threaded meanwhile)."""
     chunks = list(chunks)
-    workers = num_workers() if xp is np else 1
-    if workers == 1 or len(chunks) == 1:
+    count = workers(xp)
+    if count == 1 or len(chunks) == 1:
         return [fn(c) for c in chunks]
     with single_threaded_blas():
-        return list(_pool(workers).map(fn, chunks))
+        return list(_pool(count).map(fn, chunks))
 
 
 def slices(n: int, xp=np) -> list[slice]:
     """Contiguous slices covering range(n), one per worker (a single slice
     unless ``xp`` is NumPy and the pool has several workers)."""
-    parts = max(1, min(num_workers() if xp is np else 1, n))
+    parts = max(1, min(workers(xp), n))
     bounds = [n * i // parts for i in range(parts + 1)]
     return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 
@@ -71,7 +76,7 @@ def pool_scope(xp):
     """Context for a whole forward or backward pass: OpenBLAS single-threaded
     when the CPU pool is in use, so that no idle BLAS thread spins on a core the
     pool needs; nothing otherwise."""
-    if xp is np and num_workers() > 1:
+    if workers(xp) > 1:
         return single_threaded_blas()
     return contextlib.nullcontext()
 

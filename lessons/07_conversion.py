@@ -285,6 +285,17 @@ print(f"ANN {ann_accuracy:.3f}; the SNN first comes within 3 points of it at T =
 # sets out to remove.
 
 # %%
+def accuracy_vs_T_axes(ax, T_max):
+    """Accuracy (0-1) against timesteps 1..T_max on a log2 axis with ticks at powers of 2."""
+    ticks = [T for T in (1, 2, 4, 8, 16, 32, 64, 128, 256) if T <= T_max]
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(T) for T in ticks])
+    ax.set_xlabel("timesteps T (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+
+
 assert acc_vs_T[0] < 0.2                                         # near chance at T = 1
 assert acc_vs_T[-1] > acc_vs_T[3] + 0.2                          # far better at T_max than T = 4
 assert acc_vs_T[-1] >= ann_accuracy - 0.05                       # close to the ANN in the end
@@ -298,12 +309,7 @@ if T_close:
     ax.axvline(T_close, color="C3", lw=1, alpha=0.7)
     ax.annotate(f"within 3 points of the ANN\nfrom T = {T_close}", (T_close, 0.2),
                 xytext=(6, 0), textcoords="offset points", color="C3", fontsize=9)
-ax.set_xscale("log", base=2)
-ax.set_xticks([T for T in (1, 2, 4, 8, 16, 32, 64, 128, 256) if T <= T_max])
-ax.set_xticklabels([str(T) for T in (1, 2, 4, 8, 16, 32, 64, 128, 256) if T <= T_max])
-ax.set_xlabel("timesteps T (log scale)")
-ax.set_ylabel("test accuracy")
-ax.set_ylim(0, 1)
+accuracy_vs_T_axes(ax, T_max)
 ax.set_title("The latency problem: a converted SNN needs many timesteps")
 ax.legend(loc="upper left")
 save(fig, "07_accuracy_vs_T")
@@ -352,12 +358,7 @@ T_s = np.arange(1, T_scale + 1)
 for i, s in enumerate(scales):
     ax.plot(T_s, acc_by_scale[s], "-", lw=2, color=f"C{i}", label=f"scale {s}")
 ax.axhline(ann_accuracy, color="k", ls="--", label="ANN")
-ax.set_xscale("log", base=2)
-ax.set_xticks([T for T in (1, 2, 4, 8, 16, 32, 64, 128) if T <= T_scale])
-ax.set_xticklabels([str(T) for T in (1, 2, 4, 8, 16, 32, 64, 128) if T <= T_scale])
-ax.set_xlabel("timesteps T (log scale)")
-ax.set_ylabel("test accuracy")
-ax.set_ylim(0, 1)
+accuracy_vs_T_axes(ax, T_scale)
 ax.set_title("Scaling every threshold: faster but less faithful")
 ax.legend(loc="lower right")
 save(fig, "07_scale")

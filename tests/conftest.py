@@ -1,4 +1,5 @@
-"""Shared helpers: small float64 networks whose every layer spikes; running a lesson."""
+"""Shared helpers: small networks whose every layer spikes; running and checking lessons."""
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -23,6 +24,24 @@ def lively_params(net, seed, threshold=(0.2, 0.5), leak=(0.6, 0.95), gain=3.0):
         else:
             params[key] = np.array(rng.uniform(*threshold))
     return params
+
+
+def with_thresholds(params, value):
+    """Set every layer's threshold to ``value`` in place (low enough that the default
+    init spikes); returns ``params``."""
+    for key in params:
+        if key.endswith(".threshold"):
+            params[key][...] = value
+    return params
+
+
+def check_percent_notebook(path):
+    """A lesson is a jupytext percent notebook with markdown cells that cites equations."""
+    text = path.read_text()
+    assert "format_name: percent" in text
+    assert text.count("# %% [markdown]") >= 3 and re.search(r"^# %%$", text, re.M)
+    assert re.search(r"Eq\. \d+", text), "a lesson cites the equations it covers"
+    return text
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import with_thresholds
 
 from diet_np import kernels
 from diet_np.lif import lif_backward, lif_forward
@@ -92,9 +93,7 @@ def test_training_step_gradients_equal_with_fused_kernels(monkeypatch):
     net = vgg([8, "A", 8, "A"], [16], num_classes=4, input_shape=(3, 16, 16),
               dropout={"conv": 0.2, "fc": 0.2})
     params = to_device(net.init_params(0, dtype=np.float64), cupy)
-    for k in params:
-        if k.endswith(".threshold"):
-            params[k][...] = 0.1
+    with_thresholds(params, 0.1)
     x = cupy.asarray(np.random.default_rng(0).normal(size=(5, 3, 16, 16)))
     y = cupy.asarray(np.array([0, 1, 2, 3, 0]))
     grads = {}

@@ -1,6 +1,7 @@
 """CuPy parity tests; collected everywhere, run only where CuPy sees a CUDA device."""
 import numpy as np
 import pytest
+from conftest import with_thresholds
 
 from diet_np.architectures import vgg
 from diet_np.backend import get_xp, to_device, to_host
@@ -13,9 +14,7 @@ def test_forward_backward_match_numpy():
     cp = get_xp("gpu")
     net = vgg([8, "A", 8, "M"], [16], num_classes=4, input_shape=(3, 16, 16))
     params = net.init_params(0, dtype=np.float64)
-    for k in params:
-        if k.endswith(".threshold"):
-            params[k][...] = 0.1
+    with_thresholds(params, 0.1)
     x = np.random.default_rng(0).normal(size=(5, 3, 16, 16))
     y = np.array([0, 1, 2, 3, 0])
     out = {}

@@ -6,11 +6,10 @@ tests below check the key variables they leave behind, so that a lesson whose
 assertions were weakened or removed still fails here.
 """
 import math
-import re
 
 import numpy as np
 import pytest
-from conftest import LESSONS, lesson_runner
+from conftest import LESSONS, check_percent_notebook, lesson_runner
 
 LESSON_FILES = {
     1: "01_lif_neuron.py",
@@ -101,10 +100,7 @@ def test_lesson_06_conv_and_pooling(run_lesson):
 
 @pytest.mark.parametrize("number", sorted(LESSON_FILES))
 def test_lesson_is_a_percent_notebook_citing_equations(number):
-    text = (LESSONS / LESSON_FILES[number]).read_text()
-    assert "format_name: percent" in text
-    assert text.count("# %% [markdown]") >= 3 and re.search(r"^# %%$", text, re.M)
-    assert re.search(r"Eq\. \d+", text), "a lesson cites the equations it covers"
+    check_percent_notebook(LESSONS / LESSON_FILES[number])
 
 
 def test_readme_lists_ten_lessons():

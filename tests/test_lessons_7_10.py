@@ -7,11 +7,10 @@ again; run alone, lesson 8 runs lesson 7 itself. The lessons assert their own cl
 the checks below repeat the key ones on the variables the lessons leave behind, so that
 a lesson whose assertions were weakened still fails here.
 """
-import re
 
 import numpy as np
 import pytest
-from conftest import LESSONS, lesson_runner
+from conftest import LESSONS, check_percent_notebook, lesson_runner
 
 from diet_np.backend import gpu_available
 from diet_np.data import data_dir
@@ -141,8 +140,5 @@ def test_lesson_10_falls_back_to_shapes_without_cifar(run_lesson, monkeypatch, t
 
 @pytest.mark.parametrize("number", sorted(FILES))
 def test_lesson_is_a_percent_notebook_citing_equations(number):
-    text = (LESSONS / FILES[number]).read_text()
-    assert "format_name: percent" in text
-    assert text.count("# %% [markdown]") >= 3 and re.search(r"^# %%$", text, re.M)
-    assert re.search(r"Eq\. \d+", text), "a lesson cites the equations it covers"
+    text = check_percent_notebook(LESSONS / FILES[number])
     assert "**Assumes:**" in text and "**Runs in:**" in text

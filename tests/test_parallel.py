@@ -2,6 +2,7 @@
 reproducible run to run, OpenBLAS's thread count restored."""
 import numpy as np
 import pytest
+from conftest import with_thresholds
 
 from diet_np import parallel
 from diet_np.architectures import vgg
@@ -14,9 +15,7 @@ def _gradients(workers, monkeypatch):
     net = vgg([8, "A", 16, "A"], [32], num_classes=4, input_shape=(3, 32, 32),
               dropout={"conv": 0.1, "fc": 0.2})
     params = net.init_params(0)
-    for k in params:
-        if k.endswith(".threshold"):
-            params[k][...] = 0.2
+    with_thresholds(params, 0.2)
     x = np.random.default_rng(1).normal(size=(12, 3, 32, 32)).astype(np.float32)
     y = np.arange(12) % 4
     logits, trace = net.forward(params, x, train=True, T=4, rng=default_rng(np, 2))

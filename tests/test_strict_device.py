@@ -1,6 +1,7 @@
 """A full training step on the strict test device, which refuses NumPy like CuPy does."""
 import numpy as np
 import pytest
+from conftest import with_thresholds
 
 from diet_np.architectures import vgg
 from diet_np.backend import BackendError, default_rng, get_xp, to_device, to_host
@@ -23,9 +24,7 @@ def test_training_step_on_strict_device_equals_numpy(monkeypatch):
     net = vgg([4, "A", 6, "A"], [16], num_classes=5, input_shape=(3, 8, 8),
               dropout={"conv": 0.2, "fc": 0.5})
     host = net.init_params(0)
-    for k in host:
-        if k.endswith(".threshold"):
-            host[k][...] = 0.1
+    with_thresholds(host, 0.1)
     x = np.random.default_rng(1).normal(size=(4, 3, 8, 8)).astype(np.float32)
     y = np.array([0, 1, 2, 4])
     xs = get_xp("strict")

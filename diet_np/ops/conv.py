@@ -2,8 +2,8 @@
 
 im2col builds ``col[c, i, j, n, oh, ow] = xpad[c, n, oh*s + i, ow*s + j]`` with a
 short loop over the kernel window (9 strided-slice copies for a 3x3 kernel);
-col2im adds the window slices back, each cropped to the unpadded input.  There is no fancy indexing and no
-scatter-add, so the same code runs on NumPy and CuPy.
+col2im adds the window slices back, each cropped to the unpadded input.  There
+is no fancy indexing and no scatter-add, so the same code runs on NumPy and CuPy.
 
 Memory and speed: the column matrix of a whole folded batch (T*B images) is 9x
 the size of the input, so both directions walk the batch in chunks of whole
@@ -19,7 +19,7 @@ allows.
 from __future__ import annotations
 
 from ..backend import array_module
-from ..parallel import map_chunks, slices
+from ..parallel import map_chunks, workers
 
 CHUNK_COLUMNS = 2048
 """CPU: output positions (columns of im2col) per chunk; at least one whole image."""
@@ -108,9 +108,9 @@ def _chunks(x, kh, kw, stride, pad, dtype):
         columns = GPU_CHUNK_BYTES // (c * kh * kw * dtype.itemsize)
     else:
         columns = CHUNK_COLUMNS
-    workers = len(slices(n, xp))
+    pool = min(workers(xp), n)
     count = -(-n // max(1, columns // per_image))            # chunks of at most `columns`
-    count = -(-count // workers) * workers                   # the same number for each worker
+    count = -(-count // pool) * pool                         # the same number for each worker
     step = -(-n // count)
     return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
