@@ -1,6 +1,7 @@
 """The LIF neuron: Eq. 2-5 forward, Eq. 10-14 backward, single-step vs multi-step."""
 import numpy as np
 import pytest
+from conftest import with_thresholds
 
 from diet_np.architectures import vgg
 from diet_np.gradcheck import DEFAULT_TOL, numerical_gradient, relative_error
@@ -30,13 +31,16 @@ def test_u_greater_than_v_is_eq3_4_exactly(dtype):
     """lif_forward fires on u > v; Eq. 3-4 say u / v - 1 > 0.  For v > 0 the two
     agree bit for bit, also for potentials one rounding step from the threshold."""
     rng = np.random.default_rng(0)
-    v = np.concatenate([rng.uniform(1e-3, 10, 20000), 2.0 ** np.arange(-10, 5),
-                        [0.1, 0.3, 1 / 3, 0.7]]).astype(dtype)
-    u = np.stack([v * dtype(k) for k in (0.5, 1.0, 1.5, 2.0, 3.0)]
-                 + [np.nextafter(v, dtype(np.inf)), np.nextafter(v, dtype(-np.inf))]
-                 + [np.nextafter(np.nextafter(v, dtype(np.inf)), dtype(np.inf))]
-                 + [v * rng.uniform(0.9, 1.1, v.shape).astype(dtype)])
-    np.testing.assert_array_equal(u > v, (u / v - dtype(1.0)) > 0)
+    thresholds = np.concatenate([rng.uniform(1e-3, 10, 300), 2.0 ** np.arange(-10, 5),
+                                 [0.1, 0.3, 1 / 3, 0.7]]).astype(dtype)
+    for v in thresholds:
+        up, down = np.nextafter(v, dtype(np.inf)), np.nextafter(v, dtype(-np.inf))
+        u = np.concatenate([v * np.array([0.5, 1.0, 1.5, 2.0, 3.0], dtype),
+                            [up, down, np.nextafter(up, dtype(np.inf))],
+                            v * rng.uniform(0.9, 1.1, 50).astype(dtype)]).astype(dtype)
+        _, cache = lif_forward(u[None], dtype(1.0), v, 1)        # m^0 = 0, so u^1 = I
+        np.testing.assert_array_equal(cache.u[0], u)
+        np.testing.assert_array_equal(cache.spikes[0], (u / v - dtype(1.0)) > 0)
 
 
 def test_worked_example_one_neuron_three_steps_true_spiking():
@@ -122,9 +126,7 @@ def test_multi_step_equals_single_step_api(dtype):
     net = vgg([6, "A", 8, "M"], [12], num_classes=4, input_shape=(3, 8, 8),
               dropout={"conv": 0.2, "fc": 0.3})
     params = net.init_params(0, dtype=dtype)
-    for k in params:
-        if k.endswith(".threshold"):
-            params[k][...] = 0.05
+    with_thresholds(params, 0.05)
     x = np.random.default_rng(1).normal(size=(5, 3, 8, 8)).astype(dtype)
     for train in (False, True):
         a, trace = net.forward(params, x, train=train, T=6, rng=np.random.default_rng(7))
