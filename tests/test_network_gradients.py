@@ -39,7 +39,9 @@ def draw_case(net, seed, T, surrogate="triangle", dropout_seed=3):
 
 @pytest.mark.parametrize("surrogate", ["triangle", "fast_sigmoid", "atan"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_small_snn_smooth_mode_every_parameter(surrogate, seed):
+@pytest.mark.parametrize("conv", ["im2col", "winograd"])
+def test_small_snn_smooth_mode_every_parameter(surrogate, seed, conv, monkeypatch):
+    monkeypatch.setenv("DIET_NP_CONV", conv)     # both convolution algorithms
     net = small_vgg()
     params, x, y = draw_case(net, seed, T=4, surrogate=surrogate)
     _, trace = network_loss_fn(net, params, x, y, T=4, dropout_seed=3, smooth=True).run()

@@ -5,6 +5,7 @@ import pytest
 from reference_snn import conv_loops
 
 from diet_np import ops
+from diet_np.ops import conv, winograd
 from diet_np.backend import get_xp, to_host
 from diet_np.gradcheck import numerical_gradient, relative_error
 from diet_np.readout import readout_backward, readout_forward
@@ -47,6 +48,52 @@ def test_conv_gradients(stride, pad):
     assert relative_error(dx, numerical_gradient(f, x)) < TOL
     assert relative_error(dw, numerical_gradient(f, w)) < TOL
     assert ops.conv2d_backward(dout, cache, need_dx=False)[0] is None
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+def test_3x3_conv_by_each_algorithm(algorithm, monkeypatch):
+    """Both algorithms of a 3x3 stride-1 pad-1 convolution against the loops and
+    finite differences; Winograd's path is the one that ran when it is chosen."""
+    monkeypatch.setenv("DIET_NP_CONV", algorithm)
+    calls = []
+    monkeypatch.setattr(winograd, "conv_chunk",
+                        lambda *a, _f=winograd.conv_chunk: calls.append(1) or _f(*a))
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(3, 2, 6, 4)), rng.normal(size=(5, 2, 3, 3))
+    out, cache = ops.conv2d_forward(x, w, 1, 1)
+    np.testing.assert_allclose(out, conv_loops(x, w, 1, 1), rtol=1e-12, atol=1e-12)
+    dout = rng.normal(size=out.shape)
+    dx, dw = ops.conv2d_backward(dout, cache)
+    f = loss_of(lambda: ops.conv2d_forward(x, w, 1, 1)[0], dout)
+    assert relative_error(dx, numerical_gradient(f, x)) < TOL
+    assert relative_error(dw, numerical_gradient(f, w)) < TOL
+    assert (len(calls) > 0) == (algorithm == "winograd")
+
+
+def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
+    """A VGG-sized layer fed with spikes, in several chunks: the two algorithms
+    agree to float32 rounding; odd map sizes fall back to im2col."""
+    rng = np.random.default_rng(4)
+    x = rng.random((6, 32, 8, 8)) < 0.2
+    w = (rng.normal(size=(48, 32, 3, 3)) * 0.1).astype(np.float32)
+    dout = rng.normal(size=(6, 48, 8, 8)).astype(np.float32)
+    monkeypatch.setattr(conv, "CHUNK_COLUMNS", 64)                 # one image a chunk
+    results = {}
+    for algorithm in ("im2col", "winograd"):
+        monkeypatch.setenv("DIET_NP_CONV", algorithm)
+        out, cache = ops.conv2d_forward(x, w, 1, 1)
+        results[algorithm] = (out,) + ops.conv2d_backward(dout, cache)
+    for a, b in zip(results["im2col"], results["winograd"]):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * float(np.abs(a).max()))
+    assert not winograd.applies((6, 32, 7, 8), w.shape, 1, 1)
+    assert not winograd.applies(x.shape, w.shape, 2, 1)
+
+
+def test_unknown_conv_algorithm_is_named(monkeypatch):
+    monkeypatch.setenv("DIET_NP_CONV", "fft")
+    with pytest.raises(ValueError, match="DIET_NP_CONV must be one of auto, im2col, winograd; got 'fft'"):
+        ops.conv2d_forward(np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 3, 3)), 1, 1)
 
 
 def test_im2col_col2im_are_adjoint():
