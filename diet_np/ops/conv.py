@@ -236,7 +236,7 @@ def _winograd_backward(dout, x, w, dx):
     degrees, channel axes swapped, also 3x3 pad 1), dw from the summed dU."""
     xp = array_module(dout, w)
     if dx is not None:
-        u_adjoint = winograd.transform_weight(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        u_adjoint = winograd.adjoint_weight(winograd.transform_weight(w))
 
     def chunk(part):
         """Writes this chunk's dx; returns its term of dU."""

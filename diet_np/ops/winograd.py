@@ -18,13 +18,17 @@ the convolution itself):
 
 * dx: the adjoint of a 3x3 stride-1 pad-1 convolution is the same kind of
   convolution with the kernel rotated by 180 degrees and its channel axes swapped,
-  so it runs through :func:`conv_chunk` too;
-* dw: the product is linear in U = G g G^T, so dU = dM V^T summed over tiles, with
+  so it runs through :func:`conv_chunk` too, with a U that is the forward's U
+  permuted (:func:`adjoint_weight`);
+* dw: the product is linear in U = G g G^T, so dU = dM^T V summed over tiles, with
   dM = A dY A^T the output transform's adjoint, and dw = G^T dU G.
 
 The transforms cost memory traffic that im2col also has (each input pixel is
 read into 4 tiles here, 9 columns there), while the products shrink; the gain is
-largest for layers with many channels and small maps.  Output maps must have even
+largest for layers with many channels.  The transforms run channels-last
+((H, W, n, C)), so that each of their passes is one long contiguous vector
+operation; the tile layout of V, (tile row, tile column, image), makes the
+products (tiles x C) @ (C x K) with no further copy.  Output maps must have even
 height and width (CIFAR's 32, 16, 8, 4, 2 all are).
 """
 from __future__ import annotations
@@ -96,6 +100,20 @@ def transform_weight(w):
     xp = array_module(w)
     k, c = w.shape[:2]
     return (_kernel_matrix(xp, w.dtype) @ w.reshape(k * c, 9).T).reshape(16, k, c)
+
+
+_REVERSED = (3, 1, 2, 0)
+"""G J = S G: G applied to a reversed kernel row gives G's rows in this order."""
+
+
+def adjoint_weight(u):
+    """U of the adjoint convolution (the kernel rotated by 180 degrees, channel axes
+    swapped, which carries dy back to dx), from U (16, K, C) itself: with J the
+    reversal, G J g J G^T = S (G g G^T) S^T, so its tile is U's with rows and
+    columns permuted.  Returns (16, C, K)."""
+    xp = array_module(u)
+    order = [4 * a + b for a in _REVERSED for b in _REVERSED]
+    return u[xp.asarray(order)].transpose(0, 2, 1)
 
 
 def weight_gradient(du):
