@@ -40,10 +40,13 @@ from typing import NamedTuple
 
 from . import kernels
 from .backend import array_module
-from .parallel import map_chunks, slices
+from .parallel import blocks, map_chunks, slices
 from .surrogates import Triangle
 
 DEFAULT_SURROGATE = Triangle()
+
+NEURON_BLOCK = 1 << 16
+"""CPU: neurons per block of the multi-step loops (rows of 256 KiB per step)."""
 
 
 class LIFCache(NamedTuple):
@@ -89,21 +92,33 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
     out = xp.empty(shape, dtype=current.dtype)
     current_, u_, spikes_, out_ = (_by_step(a) for a in (current, u, spikes, out))
 
-    def steps(n):                 # lif_step for neurons n, written in place into the cache
-        m = xp.zeros(u_[0, n].shape, dtype=current.dtype)
-        for t in range(T):
-            xp.multiply(m, leak, out=u_[t, n])                    # Eq. 2: u = lambda m + I
-            u_[t, n] += current_[0 if constant else t, n]
-            xp.greater(u_[t, n], threshold, out=spikes_[t, n])    # Eq. 3-4: o = H(u/v - 1)
-            if smooth:
-                out_[t, n] = surrogate.primitive(u_[t, n] / threshold - 1.0)
-            else:
-                out_[t, n] = spikes_[t, n]
-            xp.multiply(spikes_[t, n], threshold, out=m)          # Eq. 5: m = u - v o
-            xp.subtract(u_[t, n], m, out=m)
+    def steps(part):              # lif_step for a worker's neurons, block by block,
+        for n in blocks(part, neurons, NEURON_BLOCK, xp):       # into the cache
+            m = xp.zeros(u_[0, n].shape, dtype=current.dtype)
+            for t in range(T):
+                xp.multiply(m, leak, out=u_[t, n])                    # Eq. 2: u = lambda m + I
+                u_[t, n] += current_[0 if constant else t, n]
+                xp.greater(u_[t, n], threshold, out=spikes_[t, n])    # Eq. 3-4: o = H(u/v - 1)
+                if smooth:
+                    out_[t, n] = surrogate.primitive(u_[t, n] / threshold - 1.0)
+                else:
+                    out_[t, n] = spikes_[t, n]
+                xp.multiply(spikes_[t, n], threshold, out=m)          # Eq. 5: m = u - v o
+                xp.subtract(u_[t, n], m, out=m)
 
-    map_chunks(steps, slices(u_.shape[1], xp), xp)
+    neurons = u_.shape[1]
+    map_chunks(steps, slices(neurons, xp), xp)
     return out, LIFCache(u, spikes, leak, threshold, constant, surrogate)
+
+
+def _sum_in_order(sums):
+    """Element-wise total of a list of tuples of 0-d arrays, added in list order
+    (so a run repeats its sums exactly)."""
+    first = sums[0]
+    for later in sums[1:]:
+        for total, term in zip(first, later):
+            total += term
+    return first
 
 
 def _by_step(a):
@@ -141,12 +156,12 @@ def lif_backward(dout, cache):
     dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype) if constant else du  # Eq. 12
     u_, spikes_, dout_, du_, dcurrent_ = (_by_step(a) for a in (u, spikes, dout, du, dcurrent))
 
-    def steps(n):
+    def block(n):
         """BPTT for neurons n; returns their sums (Eq. 13, Eq. 14's two terms)."""
-        z = u_[:, n] / threshold
-        z -= 1.0                                         # Eq. 3, all steps
         g = du_[:, n]
-        xp.multiply(surrogate.grad(z), dout_[:, n], out=g)   # Eq. 8: do^t sigma'(z^t)
+        xp.divide(u_[:, n], threshold, out=g)
+        g -= 1.0                                         # z^t, Eq. 3, all steps
+        xp.multiply(surrogate.grad(g), dout_[:, n], out=g)   # Eq. 8: do^t sigma'(z^t)
         dleak, surrogate_term, reset = (xp.zeros((), dtype=u.dtype) for _ in range(3))
         for t in range(T):                               # row by row: contiguous, no copies
             surrogate_term += xp.vdot(g[t], u_[t, n])    # Eq. 14: sum do sigma' u
@@ -165,11 +180,10 @@ def lif_backward(dout, cache):
                 dleak += xp.vdot(g[t], m_prev)
         return dleak, surrogate_term, reset
 
-    sums = map_chunks(steps, slices(u_.shape[1], xp), xp)
-    dleak, surrogate_term, reset = sums[0]
-    for part in sums[1:]:                        # in order: the same sums on any pool
-        dleak += part[0]
-        surrogate_term += part[1]
-        reset += part[2]
+    def steps(part):              # a worker's neurons, block by block
+        return _sum_in_order([block(n) for n in blocks(part, neurons, NEURON_BLOCK, xp)])
+
+    neurons = u_.shape[1]
+    dleak, surrogate_term, reset = _sum_in_order(map_chunks(steps, slices(neurons, xp), xp))
     dthreshold = -surrogate_term / threshold ** 2 - reset / threshold
     return dcurrent, dleak, xp.asarray(dthreshold, dtype=u.dtype)

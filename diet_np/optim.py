@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from .backend import array_module
-from .parallel import map_chunks, slices
+from .parallel import blocks, map_chunks, slices
 
 WEIGHT_SUFFIX = ".weight"
 LEAK_SUFFIX = ".leak"
@@ -295,10 +295,9 @@ class Adam(_Optimizer):
         instead of streaming each array from memory a dozen times."""
         if rows is Ellipsis or arrays[0].ndim == 0:
             return self._update_block(xp, arrays, step_size, bc2_sqrt, rows)
-        start, stop, _ = rows.indices(arrays[0].shape[0])
-        step = max(1, UPDATE_BLOCK // max(1, arrays[0][0].size))
-        for lo in range(start, stop, step):
-            self._update_block(xp, arrays, step_size, bc2_sqrt, slice(lo, min(lo + step, stop)))
+        p = arrays[0]
+        for block in blocks(rows, p.shape[0], UPDATE_BLOCK // max(1, p[0].size), xp):
+            self._update_block(xp, arrays, step_size, bc2_sqrt, block)
 
     def _update_block(self, xp, arrays, step_size, bc2_sqrt, rows):
         """The update of one block of rows, in place on views; ``tmp`` is scratch."""

@@ -72,6 +72,17 @@ def slices(n: int, xp=np) -> list[slice]:
     return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 
 
+def blocks(part: slice, stop: int, size: int, xp=np) -> list[slice]:
+    """``part`` of range(stop) cut into consecutive slices of at most ``size``: a
+    CPU worker walks its share block by block, so that a dozen passes over a block
+    hit the cache instead of memory.  CuPy gets ``[part]`` (one launch per pass
+    is what counts there); the strict test device is cut like NumPy, so that
+    both add the same partial sums."""
+    start, end, _ = part.indices(stop)
+    size = max(1, end - start) if getattr(xp, "__name__", "") == "cupy" else max(1, size)
+    return [slice(lo, min(lo + size, end)) for lo in range(start, end, size)]
+
+
 def pool_scope(xp):
     """Context for a whole forward or backward pass: OpenBLAS single-threaded
     when the CPU pool is in use, so that no idle BLAS thread spins on a core the

@@ -111,7 +111,7 @@ print(f"starting point: scale {scale}, accuracy {before.accuracy:.3f} at T = {T}
 # optimiser trains them like the weights.
 
 # %%
-diet_images, diet_epochs = pick(400, 3000), pick(4, 10)
+diet_images, diet_epochs = pick(800, 3000), pick(4, 10)
 diet_data = Dataset.from_arrays("shapes", data.x_train[:diet_images], data.y_train[:diet_images],
                                 x_test, y_test, data.class_names)
 diet_cfg = diet_config(T=T, epochs=diet_epochs, lr=1e-3, batch_size=32, augment=False, seed=0)

@@ -90,6 +90,25 @@ def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
     assert not winograd.applies(x.shape, w.shape, 2, 1)
 
 
+def test_winograd_transforms_and_their_adjoints():
+    """Each backward transform is the adjoint of its forward one: <T a, b> = <a, T' b>."""
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=(2, 3, 6, 4)), rng.normal(size=(5, 3, 3, 3))
+    v = winograd.transform_input(x, np.float64)
+    dv = rng.normal(size=v.shape)
+    dx = np.empty_like(x)
+    winograd.input_gradient(dv, dx)
+    assert np.isclose(np.vdot(v, dv), np.vdot(x, dx))
+    u = winograd.transform_weight(w)
+    du = rng.normal(size=u.shape)
+    assert np.isclose(np.vdot(u, du), np.vdot(w, winograd.weight_gradient(du)))
+    m = rng.normal(size=(16, v.shape[1], 5))
+    y = np.empty((2, 5, 6, 4))
+    winograd.transform_output(m, y)
+    dy = rng.normal(size=y.shape)
+    assert np.isclose(np.vdot(y, dy), np.vdot(m, winograd.transform_output_grad(dy)))
+
+
 def test_unknown_conv_algorithm_is_named(monkeypatch):
     monkeypatch.setenv("DIET_NP_CONV", "fft")
     with pytest.raises(ValueError, match="DIET_NP_CONV must be one of auto, im2col, winograd; got 'fft'"):

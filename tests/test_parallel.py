@@ -1,5 +1,7 @@
 """The CPU pool (diet_np/parallel.py): same results on one worker or several,
 reproducible run to run, OpenBLAS's thread count restored."""
+import types
+
 import numpy as np
 import pytest
 from conftest import with_thresholds
@@ -64,3 +66,30 @@ def test_blas_threads_restored_after_a_pass(monkeypatch):
         assert lib.threads == 2
     finally:
         lib.set_threads(before)
+
+
+def test_blocks_cut_a_workers_share():
+    assert parallel.blocks(slice(3, 10), 20, 3) == [slice(3, 6), slice(6, 9), slice(9, 10)]
+    assert parallel.blocks(slice(0, 0), 0, 3) == []
+    cupy_like = types.SimpleNamespace(__name__="cupy")
+    assert parallel.blocks(slice(3, 10), 20, 3, cupy_like) == [slice(3, 10)]
+
+
+@pytest.mark.parametrize("constant", [False, True])
+def test_lif_in_small_blocks_equals_one_block(constant, monkeypatch):
+    """The CPU walks a LIF layer's neurons in blocks: the same potentials, spikes and
+    current gradients, and the same leak/threshold sums up to rounding."""
+    from diet_np import lif
+    rng = np.random.default_rng(3)
+    T = 4
+    current = rng.normal(0.6, 0.5, size=(1 if constant else T, 3, 50))
+    dout = rng.normal(size=(T, 3, 50))
+    results = []
+    for block in (1 << 20, 7):
+        monkeypatch.setattr(lif, "NEURON_BLOCK", block)
+        out, cache = lif.lif_forward(current, np.array(0.9), np.array(0.7), T)
+        results.append((out, cache.u, cache.spikes) + lif.lif_backward(dout, cache))
+    whole, blocked = results
+    for a, b in zip(whole[:4], blocked[:4]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(whole[4:], blocked[4:], rtol=1e-12)

@@ -36,10 +36,11 @@ from . import winograd
 ENV_ALGORITHM = "DIET_NP_CONV"
 ALGORITHMS = ("auto", "im2col", "winograd")
 
-WINOGRAD_MIN_CHANNELS = 64
-"""``auto``: fewer input channels leave Winograd's transforms costlier than the
-products they save (measured on 2 CPU cores: 3x slower for VGG's layer 1, even at
-32 channels, 1.2-1.8x faster from 64 up)."""
+WINOGRAD_MIN_CHANNELS = 32
+"""``auto``: with fewer input channels Winograd's transforms cost more than the
+products they save (measured on 2 CPU cores, forward + backward: 3x slower for
+VGG's layer 1 with 3 channels, 1.25x slower at 16, 1.15x faster for 32 -> 64,
+1.3-1.7x faster from 64 channels up)."""
 
 CHUNK_COLUMNS = 2048
 """CPU: output positions (columns of im2col) per chunk; at least one whole image."""
@@ -232,19 +233,12 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
 
 def _winograd_backward(dout, x, w, dx):
     """Writes dx (unless None) and returns dw for a convolution that ran through
-    :mod:`winograd`: dx as the adjoint convolution (the kernel rotated by 180
-    degrees, channel axes swapped, also 3x3 pad 1), dw from the summed dU."""
+    :mod:`winograd` (see :func:`winograd.backward_chunk`)."""
     xp = array_module(dout, w)
-    if dx is not None:
-        u_adjoint = winograd.adjoint_weight(winograd.transform_weight(w))
-
-    def chunk(part):
-        """Writes this chunk's dx; returns its term of dU."""
-        if dx is not None:
-            winograd.conv_chunk(dout[part], u_adjoint, dx[part])
-        return winograd.weight_gradient_chunk(x[part], dout[part], w.dtype)
-
-    terms = map_chunks(chunk, _chunks(x, 3, 3, 1, 1, w.dtype), xp)
+    u = winograd.transform_weight(w)
+    terms = map_chunks(lambda part: winograd.backward_chunk(
+        x[part], dout[part], u, None if dx is None else dx[part]),
+        _chunks(x, 3, 3, 1, 1, w.dtype), xp)
     du = terms[0]
     for term in terms[1:]:                # in chunk order: the same sum on any pool
         du += term

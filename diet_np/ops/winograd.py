@@ -16,12 +16,13 @@ so the same code runs on NumPy and CuPy.
 Backward, for the same tiles (the algebra is exact, so gradients are those of
 the convolution itself):
 
-* dx: the adjoint of a 3x3 stride-1 pad-1 convolution is the same kind of
-  convolution with the kernel rotated by 180 degrees and its channel axes swapped,
-  so it runs through :func:`conv_chunk` too, with a U that is the forward's U
-  permuted (:func:`adjoint_weight`);
-* dw: the product is linear in U = G g G^T, so dU = dM^T V summed over tiles, with
-  dM = A dY A^T the output transform's adjoint, and dw = G^T dU G.
+* dM = A dY A^T, the output transform's adjoint, for every output tile;
+* dw: the product is linear in U = G g G^T, so dU = dM^T V summed over tiles and
+  dw = G^T dU G;
+* dx: dV = dM U, and the input transform's adjoint B dV B^T, added where the 4x4
+  tiles overlap (two samples each way), with the padding dropped.
+
+Both gradients share dM, and no product is larger than the forward's.
 
 The transforms cost memory traffic that im2col also has (each input pixel is
 read into 4 tiles here, 9 columns there), while the products shrink; the gain is
@@ -73,8 +74,12 @@ def transform_input(x, dtype):
     xp = array_module(x)
     n, c, h, w = x.shape
     th, tw = h // TILE, w // TILE
-    xpad = xp.zeros((h + 2, w + 2, n, c), dtype=dtype)
-    xpad[1:h + 1, 1:w + 1] = x.transpose(2, 3, 0, 1)
+    xpad = xp.empty((h + 2, w + 2, n, c), dtype=dtype)
+    for border in (xpad[0], xpad[-1], xpad[1:-1, 0], xpad[1:-1, -1]):
+        border[...] = 0
+    # transpose in x's own dtype (spikes: one byte), then widen: 2-3x faster
+    # than a transposing copy that also casts
+    xpad[1:h + 1, 1:w + 1] = xp.ascontiguousarray(x.transpose(2, 3, 0, 1))
     rows = xp.empty((4, th, w + 2, n, c), dtype=dtype)
     _input_pass(xpad, 0, rows)
     v = xp.empty((4, 4, th, tw, n, c), dtype=dtype)
@@ -100,20 +105,6 @@ def transform_weight(w):
     xp = array_module(w)
     k, c = w.shape[:2]
     return (_kernel_matrix(xp, w.dtype) @ w.reshape(k * c, 9).T).reshape(16, k, c)
-
-
-_REVERSED = (3, 1, 2, 0)
-"""G J = S G: G applied to a reversed kernel row gives G's rows in this order."""
-
-
-def adjoint_weight(u):
-    """U of the adjoint convolution (the kernel rotated by 180 degrees, channel axes
-    swapped, which carries dy back to dx), from U (16, K, C) itself: with J the
-    reversal, G J g J G^T = S (G g G^T) S^T, so its tile is U's with rows and
-    columns permuted.  Returns (16, C, K)."""
-    xp = array_module(u)
-    order = [4 * a + b for a in _REVERSED for b in _REVERSED]
-    return u[xp.asarray(order)].transpose(0, 2, 1)
 
 
 def weight_gradient(du):
@@ -171,6 +162,48 @@ def _output_adjoint(xp, y0, y1, out):
     xp.negative(y1, out=out[3])
 
 
+def _along(a, axis, index):
+    """a[..., index, ...] with ``index`` on ``axis``."""
+    full = [slice(None)] * a.ndim
+    full[axis] = index
+    return a[tuple(full)]
+
+
+def _input_adjoint(xp, g, axis, out):
+    """Adjoint of :func:`_input_pass` with the padding dropped: g[0..3] (one entry
+    per tile along ``axis``) -> out (2 samples per tile along ``axis``).
+
+    B^T's adjoint gives each tile's samples d0 = g0, d1 = g1 - g2 + g3,
+    d2 = g1 + g2 - g0, d3 = -g3; tiles overlap by two samples, so unpadded
+    sample 2j is d1 of tile j plus d3 of tile j-1, and sample 2j+1 is d2 of
+    tile j plus d0 of tile j+1 (the samples of the zero padding are dropped)."""
+    even = _along(out, axis, slice(0, None, TILE))
+    odd = _along(out, axis, slice(1, None, TILE))
+    xp.subtract(g[1], g[2], out=even)
+    even += g[3]
+    shifted = _along(even, axis, slice(1, None))
+    shifted -= _along(g[3], axis, slice(None, -1))
+    xp.add(g[1], g[2], out=odd)
+    odd -= g[0]
+    shifted = _along(odd, axis, slice(None, -1))
+    shifted += _along(g[0], axis, slice(1, None))
+
+
+def input_gradient(dv, out):
+    """Adjoint of :func:`transform_input`: B dV B^T for every tile, added where
+    tiles overlap: dV (16, P, C) -> out (n, C, H, W), written in place."""
+    xp = array_module(dv)
+    n, c, h, w = out.shape
+    th, tw = h // TILE, w // TILE
+    dv = dv.reshape(4, 4, th, tw, n, c)
+    cols = xp.empty((4, th, w, n, c), dtype=dv.dtype)
+    for a in range(4):
+        _input_adjoint(xp, dv[a], 1, cols[a])
+    dx = xp.empty((h, w, n, c), dtype=dv.dtype)
+    _input_adjoint(xp, cols, 0, dx)
+    out[...] = dx.transpose(2, 3, 0, 1)
+
+
 def conv_chunk(x, u, out):
     """One chunk of images: out (n, K, H, W) = A^T [U V] A with V from x (n, C, H, W)
     and U (16, K, C) = :func:`transform_weight` of the kernel."""
@@ -179,9 +212,12 @@ def conv_chunk(x, u, out):
     transform_output(xp.matmul(v, u.transpose(0, 2, 1)), out)
 
 
-def weight_gradient_chunk(x, dy, dtype):
-    """This chunk's dU = dM^T V (16, K, C); :func:`weight_gradient` of the sum is dw."""
-    xp = array_module(x, dy)
-    v = transform_input(x, dtype)
-    dm = transform_output_grad(dy.astype(dtype, copy=False))
-    return xp.matmul(dm.transpose(0, 2, 1), v)
+def backward_chunk(x, dy, u, dx):
+    """One chunk's backward, through the transposed algorithm: dM = A dY A^T,
+    dU = dM^T V (returned, this chunk's term; :func:`weight_gradient` of the sum
+    is dw) and, unless ``dx`` is None, dx = B (dM U) B^T added over tiles."""
+    xp = array_module(x, dy, u)
+    dm = transform_output_grad(dy.astype(u.dtype, copy=False))
+    if dx is not None:
+        input_gradient(xp.matmul(dm, u), dx)
+    return xp.matmul(dm.transpose(0, 2, 1), transform_input(x, u.dtype))
