@@ -39,12 +39,41 @@ from ..backend import array_module
 TILE = 2
 """Output tile side (m in F(m x m, 3 x 3)); the input tile is m + 2 = 4."""
 
+STAGED_MAP = 256
+"""Float maps with at least this many pixels go channels-last through a staging copy."""
+
 
 def applies(x_shape, w_shape, stride: int, pad: int) -> bool:
     """True for a 3x3, stride-1, pad-1 convolution with even output height and width."""
     h, w = x_shape[2], x_shape[3]
     return (tuple(w_shape[2:]) == (3, 3) and stride == 1 and pad == 1
             and h % TILE == 0 and w % TILE == 0)
+
+
+def _channels_last(x, out):
+    """out (H, W, n, C) = x (n, C, H, W), cast to out's dtype.
+
+    A plain transposing copy is slow here: it reads x with a stride of H*W
+    elements, a power of two, so the rows it reads at once fall on the same
+    cache sets.  Narrow x (spikes: bool) is transposed in its own dtype first
+    and widened after; large float maps are first copied into rows with one
+    spare element, whose stride breaks the power of two."""
+    xp = array_module(x)
+    n, c, h, w = x.shape
+    if x.dtype.itemsize < out.dtype.itemsize:
+        out[...] = xp.ascontiguousarray(x.transpose(2, 3, 0, 1))
+    elif h * w >= STAGED_MAP:
+        staged = xp.empty((n, c, h * w + 1), dtype=x.dtype)[..., :h * w]
+        staged[...] = x.reshape(n, c, h * w)
+        out[...] = staged.reshape(n, c, h, w).transpose(2, 3, 0, 1)
+    else:
+        out[...] = x.transpose(2, 3, 0, 1)
+
+
+def _spare_last(xp, shape, dtype):
+    """An empty array of ``shape`` whose rows (last axis) have one spare element,
+    so that copying it back to (n, C, H, W) does not walk a power-of-two stride."""
+    return xp.empty(shape[:-1] + (shape[-1] + 1,), dtype=dtype)[..., :shape[-1]]
 
 
 def _input_pass(a, axis, out):
@@ -77,9 +106,7 @@ def transform_input(x, dtype):
     xpad = xp.empty((h + 2, w + 2, n, c), dtype=dtype)
     for border in (xpad[0], xpad[-1], xpad[1:-1, 0], xpad[1:-1, -1]):
         border[...] = 0
-    # transpose in x's own dtype (spikes: one byte), then widen: 2-3x faster
-    # than a transposing copy that also casts
-    xpad[1:h + 1, 1:w + 1] = xp.ascontiguousarray(x.transpose(2, 3, 0, 1))
+    _channels_last(x, xpad[1:h + 1, 1:w + 1])
     rows = xp.empty((4, th, w + 2, n, c), dtype=dtype)
     _input_pass(xpad, 0, rows)
     v = xp.empty((4, 4, th, tw, n, c), dtype=dtype)
@@ -125,7 +152,7 @@ def transform_output(m, out):
     m = m.reshape(4, 4, th, tw, n, k)
     rows = xp.empty((TILE, 4, th, tw, n, k), dtype=m.dtype)
     _output_pass(xp, m, rows)
-    y = xp.empty((th, TILE, tw, TILE, n, k), dtype=m.dtype)
+    y = _spare_last(xp, (th, TILE, tw, TILE, n, k), m.dtype)
     for i in range(TILE):
         _output_pass(xp, rows[i], [y[:, i, :, j] for j in range(TILE)])
     out[...] = y.reshape(h, w, n, k).transpose(2, 3, 0, 1)
@@ -145,7 +172,9 @@ def transform_output_grad(dy):
     xp = array_module(dy)
     n, k, h, w = dy.shape
     th, tw = h // TILE, w // TILE
-    d = xp.ascontiguousarray(dy.transpose(2, 3, 0, 1)).reshape(th, TILE, tw, TILE, n, k)
+    d = xp.empty((h, w, n, k), dtype=dy.dtype)
+    _channels_last(dy, d)
+    d = d.reshape(th, TILE, tw, TILE, n, k)
     rows = xp.empty((4, th, tw, TILE, n, k), dtype=dy.dtype)
     _output_adjoint(xp, d[:, 0], d[:, 1], rows)
     dm = xp.empty((4, 4, th, tw, n, k), dtype=dy.dtype)
@@ -199,7 +228,7 @@ def input_gradient(dv, out):
     cols = xp.empty((4, th, w, n, c), dtype=dv.dtype)
     for a in range(4):
         _input_adjoint(xp, dv[a], 1, cols[a])
-    dx = xp.empty((h, w, n, c), dtype=dv.dtype)
+    dx = _spare_last(xp, (h, w, n, c), dv.dtype)
     _input_adjoint(xp, cols, 0, dx)
     out[...] = dx.transpose(2, 3, 0, 1)
 
