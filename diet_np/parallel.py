@@ -72,6 +72,21 @@ def slices(n: int, xp=np) -> list[slice]:
     return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 
 
+def sum_in_order(terms, xp=np):
+    """terms[0] + terms[1] + ... in list order, into terms[0] (arrays of one
+    shape), row blocks on the pool: the same sum whatever the number of workers."""
+    total = terms[0]
+    if len(terms) > 1:
+        rows = total.reshape(total.shape[0], -1)
+
+        def add(part):
+            for term in terms[1:]:
+                rows[part] += term.reshape(rows.shape)[part]
+
+        map_chunks(add, slices(rows.shape[0], xp), xp)
+    return total
+
+
 def blocks(part: slice, stop: int, size: int, xp=np) -> list[slice]:
     """``part`` of range(stop) cut into consecutive slices of at most ``size``: a
     CPU worker walks its share block by block, so that a dozen passes over a block

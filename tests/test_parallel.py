@@ -93,3 +93,23 @@ def test_lif_in_small_blocks_equals_one_block(constant, monkeypatch):
     for a, b in zip(whole[:4], blocked[:4]):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(whole[4:], blocked[4:], rtol=1e-12)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_sum_in_order_is_the_same_on_any_pool(workers, monkeypatch):
+    monkeypatch.setenv(parallel.ENV_THREADS, str(workers))
+    rng = np.random.default_rng(5)
+    terms = [rng.normal(size=(7, 3, 2)).astype(np.float32) * 10.0 ** k for k in range(4)]
+    expected = ((terms[0] + terms[1]) + terms[2]) + terms[3]
+    total = parallel.sum_in_order([t.copy() for t in terms])
+    np.testing.assert_array_equal(total, expected)
+
+
+def test_dropout_on_the_pool_is_the_plain_product(monkeypatch):
+    from diet_np import ops
+    monkeypatch.setenv(parallel.ENV_THREADS, "2")
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    mask = ops.dropout_mask((5, 4), 0.3, rng, np.float32)
+    np.testing.assert_array_equal(ops.dropout_forward(x, mask)[0], x * mask)
+    np.testing.assert_array_equal(ops.dropout_backward(x[0], mask), x[0] * mask)

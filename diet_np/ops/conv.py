@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 
 from ..backend import array_module
-from ..parallel import map_chunks, workers
+from ..parallel import map_chunks, sum_in_order, workers
 from . import winograd
 
 ENV_ALGORITHM = "DIET_NP_CONV"
@@ -224,10 +224,7 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
             col2im(w2d.T @ dout2d, dx[part].shape, kh, kw, stride, pad, out=dx[part])
         return col @ dout2d.T
 
-    terms = map_chunks(chunk, _chunks(x, kh, kw, stride, pad, w.dtype), xp)
-    dw_t = terms[0]
-    for term in terms[1:]:                # in chunk order: the same sum on any pool
-        dw_t += term
+    dw_t = sum_in_order(map_chunks(chunk, _chunks(x, kh, kw, stride, pad, w.dtype), xp), xp)
     return dx, dw_t.T.reshape(w.shape)
 
 
@@ -236,10 +233,7 @@ def _winograd_backward(dout, x, w, dx):
     :mod:`winograd` (see :func:`winograd.backward_chunk`)."""
     xp = array_module(dout, w)
     u = winograd.transform_weight(w)
-    terms = map_chunks(lambda part: winograd.backward_chunk(
+    du = sum_in_order(map_chunks(lambda part: winograd.backward_chunk(
         x[part], dout[part], u, None if dx is None else dx[part]),
-        _chunks(x, 3, 3, 1, 1, w.dtype), xp)
-    du = terms[0]
-    for term in terms[1:]:                # in chunk order: the same sum on any pool
-        du += term
+        _chunks(x, 3, 3, 1, 1, w.dtype), xp), xp)
     return winograd.weight_gradient(du)

@@ -5,6 +5,11 @@ dropped neuron stays dropped for the whole presentation of the image.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ..backend import array_module
+from ..parallel import map_chunks, slices
+
 
 def dropout_mask(shape, p: float, rng, dtype):
     """Keep-mask scaled by 1/(1-p): entries are 0 or 1/(1-p).  ``rng`` is a Generator
@@ -17,9 +22,20 @@ def dropout_mask(shape, p: float, rng, dtype):
 
 def dropout_forward(x, mask):
     """x: (T, N, ...) (or (N, ...)); mask: (N, ...) broadcast over the leading T."""
-    return x * mask, mask
+    return _times_mask(x, mask), mask
 
 
 def dropout_backward(dout, mask):
     """The same mask scales the gradient."""
-    return dout * mask
+    return _times_mask(dout, mask)
+
+
+def _times_mask(x, mask):
+    """x * mask, blocks of the mask's leading axis on the CPU pool."""
+    xp = array_module(x, mask)
+    out = xp.empty(x.shape, dtype=np.result_type(x.dtype, mask.dtype))
+    lead = x.ndim - mask.ndim              # 1 for (T, N, ...), 0 for (N, ...)
+    map_chunks(lambda n: xp.multiply(x[(slice(None),) * lead + (n,)], mask[n],
+                                     out=out[(slice(None),) * lead + (n,)]),
+               slices(mask.shape[0], xp), xp)
+    return out

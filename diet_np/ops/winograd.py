@@ -35,6 +35,7 @@ height and width (CIFAR's 32, 16, 8, 4, 2 all are).
 from __future__ import annotations
 
 from ..backend import array_module
+from ..parallel import map_chunks, slices
 
 TILE = 2
 """Output tile side (m in F(m x m, 3 x 3)); the input tile is m + 2 = 4."""
@@ -128,17 +129,25 @@ def _kernel_matrix(xp, dtype):
 
 def transform_weight(w):
     """U = G g G^T for every (output, input) channel pair: w (K, C, 3, 3) -> (16, K, C),
-    as one product (G (x) G) @ w^T."""
+    as the product (G (x) G) @ w^T, its columns split over the CPU pool."""
     xp = array_module(w)
     k, c = w.shape[:2]
-    return (_kernel_matrix(xp, w.dtype) @ w.reshape(k * c, 9).T).reshape(16, k, c)
+    kernel, w2d = _kernel_matrix(xp, w.dtype), w.reshape(k * c, 9)
+    u = xp.empty((16, k * c), dtype=w.dtype)
+    map_chunks(lambda pairs: xp.matmul(kernel, w2d[pairs].T, out=u[:, pairs]),
+               slices(k * c, xp), xp)
+    return u.reshape(16, k, c)
 
 
 def weight_gradient(du):
     """Adjoint of :func:`transform_weight`: dU (16, K, C) -> dw = G^T dU G (K, C, 3, 3)."""
     xp = array_module(du)
     k, c = du.shape[1:]
-    return (du.reshape(16, k * c).T @ _kernel_matrix(xp, du.dtype)).reshape(k, c, 3, 3)
+    kernel, du2d = _kernel_matrix(xp, du.dtype), du.reshape(16, k * c)
+    dw = xp.empty((k * c, 9), dtype=du.dtype)
+    map_chunks(lambda pairs: xp.matmul(du2d[:, pairs].T, kernel, out=dw[pairs]),
+               slices(k * c, xp), xp)
+    return dw.reshape(k, c, 3, 3)
 
 
 def transform_output(m, out):
