@@ -175,7 +175,7 @@ class Neuron(Layer):
             return ops.relu_forward(x)
         leak, threshold = self._lv(params)
         out, cache = lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate)
-        ctx.spike_counts[self.name] = cache.spikes.sum()
+        ctx.spike_counts[self.name] = array_module(x).count_nonzero(cache.spikes)
         return out, cache
 
     def backward(self, params, dy, cache, grads):
@@ -200,7 +200,7 @@ class Neuron(Layer):
         if m is None:
             m = xp.zeros(x.shape, dtype=x.dtype)
         spike, state["m"], u = lif_step(x, m, leak, threshold)
-        count = spike.sum()
+        count = xp.count_nonzero(spike)
         prev = ctx.spike_counts.get(self.name)
         ctx.spike_counts[self.name] = count if prev is None else prev + count
         if ctx.smooth:
