@@ -25,12 +25,16 @@ def avgpool_forward(x, k: int = 2):
     xp = array_module(x)
     win = _windows(x, k)
     n, c, ho, _, wo, _ = win.shape
-    out = xp.zeros((n, c, ho, wo), dtype=x.dtype)
+    out = xp.empty((n, c, ho, wo), dtype=x.dtype)
 
     def images(b):
-        for i in range(k):
-            for j in range(k):
-                out[b] += win[b, :, :, i, :, j]
+        taps = [win[b, :, :, i, :, j] for i in range(k) for j in range(k)]
+        if len(taps) == 1:
+            out[b] = taps[0]
+        else:
+            xp.add(taps[0], taps[1], out=out[b])
+        for tap in taps[2:]:
+            out[b] += tap
         out[b] *= 1.0 / (k * k)
 
     map_chunks(images, slices(n, xp), xp)
