@@ -14,7 +14,9 @@ Sections of the report (markdown tables):
    from outside (the max RSS of a child process that runs only that
    implementation, read by the parent with ``os.wait4``);
 4. evaluation throughput (images/s, forward only, no dropout);
-5. conv forward+backward GFLOP/s per layer of the small VGG, against the ceiling;
+5. conv forward+backward GFLOP/s per layer of the small VGG, against the ceiling
+   (effective rates: the direct convolution's multiply-adds over the time taken,
+   so a Winograd layer, which does 2.25x fewer, can pass the ceiling);
 6. step time against T and against batch, with the exponent fitted by least
    squares on log-log axes (1.0 = linear).
 
@@ -70,6 +72,8 @@ def configure_environment(args):
         os.environ[var] = str(args.threads)
     if args.blas_core:
         os.environ["OPENBLAS_CORETYPE"] = args.blas_core
+    if args.conv:
+        os.environ["DIET_NP_CONV"] = args.conv
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -335,6 +339,9 @@ def section_machine(args):
             rows.append(("note", "AVX-512 CPU but AVX2 BLAS kernels: see --blas-core"))
     rows.append(("diet_np CPU pool", f"{num_workers()} worker(s) (DIET_NP_THREADS); OpenBLAS "
                  "single-threaded inside a pass when more than one"))
+    rows.append(("diet_np convolutions", f"DIET_NP_CONV={os.environ.get('DIET_NP_CONV', 'auto')} "
+                 "(auto: Winograd F(2x2,3x3) for 3x3 layers with >= 32 input channels on the "
+                 "CPU, im2col otherwise)"))
     try:
         import torch
 
@@ -459,6 +466,7 @@ def section_conv(args, case, ceilings, reps):
     import numpy as np
 
     import diet_np.ops as ops
+    from diet_np.ops.conv import algorithm
     from diet_np.parallel import pool_scope
 
     print(f"## Conv forward+backward, {case.arch} (B={case.batch}, T={case.T}, "
@@ -493,7 +501,8 @@ def section_conv(args, case, ceilings, reps):
         flop = 2 * macs * (2 if layer.first else 3)       # no dx for layer 1
         total_flop += flop
         rate = flop / t["diet_np"] / 1e9
-        row = [layer.name, f"{n}x{c_in}x{h}x{w} -> {layer.channels}", f"{flop / 1e9:.2f}",
+        row = [layer.name, f"{n}x{c_in}x{h}x{w} -> {layer.channels}",
+               algorithm(x.shape, wt.shape, layer.stride, layer.pad, xp), f"{flop / 1e9:.2f}",
                f"{t['diet_np'] * 1e3:.1f}", f"{rate:.0f}",
                " / ".join(f"{100 * rate / c:.0f}%" for c in ceilings)]
         for k in t:
@@ -502,14 +511,15 @@ def section_conv(args, case, ceilings, reps):
             row.append(f"{flop / t['torch'] / 1e9:.0f}")
         rows.append(row)
     overall = total_flop / total["diet_np"] / 1e9
-    rows.append(["all convs", "", f"{total_flop / 1e9:.2f}", f"{total['diet_np'] * 1e3:.1f}",
+    rows.append(["all convs", "", "", f"{total_flop / 1e9:.2f}", f"{total['diet_np'] * 1e3:.1f}",
                  f"{overall:.0f}", " / ".join(f"{100 * overall / c:.0f}%" for c in ceilings)] +
                 ([f"{total_flop / total['torch'] / 1e9:.0f}"] if total["torch"] else []))
-    table(["layer", "input -> C_out", "GFLOP", "diet_np ms", "diet_np GFLOP/s",
+    table(["layer", "input -> C_out", "diet_np algorithm", "GFLOP", "diet_np ms", "diet_np GFLOP/s",
            "of sgemm ceiling / of square sgemm"]
           + (["PyTorch GFLOP/s"] if total["torch"] else []), rows)
-    print("GFLOP counts 2 per multiply-add for the forward, the weight gradient and the "
-          "input gradient (layer 1, fed by the image, needs no input gradient).\n")
+    print("GFLOP counts 2 per multiply-add of the direct convolution for the forward, the "
+          "weight gradient and the input gradient (layer 1, fed by the image, needs no input "
+          "gradient); rates are effective: Winograd layers do 2.25x fewer multiply-adds.\n")
 
 
 def _torch_conv(x_host, w_host, dout_host, layer, device):
@@ -565,6 +575,9 @@ def parse_args(argv=None):
                         "on a loaded machine)")
     p.add_argument("--blas-core", default=None,
                    help="set OPENBLAS_CORETYPE (e.g. SkylakeX); default: as the environment has it")
+    p.add_argument("--conv", choices=["auto", "im2col", "winograd"], default=None,
+                   help="set DIET_NP_CONV, diet_np's convolution algorithm; default: as the "
+                        "environment has it (auto)")
     p.add_argument("--torch-layout", default=None,
                    help="PyTorch loop orders to time, comma-separated (folded, stepwise); "
                         "default both, quick folded")

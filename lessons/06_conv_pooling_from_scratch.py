@@ -25,7 +25,9 @@
 # 3. the backward pass of the convolution, derived from the matrix product;
 # 4. average and max pooling, forward and backward;
 # 5. gradient checks with `diet_np.gradcheck`, and timings of the naive loop against
-#    the im2col version.
+#    the im2col version;
+# 6. Winograd's F(2x2, 3x3), the fewer-multiplications algorithm the library runs for
+#    3x3 layers with many channels.
 #
 # Each piece built here is asserted equal to `diet_np.ops`.
 #
@@ -33,6 +35,7 @@
 # a few seconds (the naive loop dominates).
 
 # %%
+import os
 import time
 
 import numpy as np
@@ -419,6 +422,61 @@ save(fig, "06_conv_timing")
 # library's `conv2d_forward` may organise the work differently from the inline version
 # (its module docstring says how), so the two fast curves need not coincide.
 #
+# ## 7. Fewer multiplications: Winograd's F(2x2, 3x3)
+#
+# im2col spends 9 multiply-adds per output pixel and input channel. For the 3x3, stride-1,
+# padding-1 convolutions of a VGG, the library's CPU path (`diet_np/ops/winograd.py`)
+# does 4. The idea, in one dimension: two outputs of a 3-tap filter `g` over four inputs
+# `d` take 6 products directly, but only 4 this way (Winograd's minimal filtering F(2, 3)):
+#
+#     m1 = (d0 - d2) g0            m2 = (d1 + d2) (g0 + g1 + g2) / 2
+#     m4 = (d1 - d3) g2            m3 = (d2 - d1) (g0 - g1 + g2) / 2
+#     y0 = m1 + m2 + m3            y1 = m2 - m3 - m4
+#
+# The sums on the `g` side depend only on the weights, computed once per step; those on
+# the `d` side are additions. In matrix form `y = A^T [(G g) . (B^T d)]`, and nested in
+# two dimensions, `Y = A^T [(G g G^T) . (B^T D B)] A` for a 4x4 input tile `D` and a 2x2
+# output tile `Y`: 16 products instead of 36. Summed over input channels, each of the 16
+# element-wise products becomes a matrix product over all tiles at once, which is where
+# BLAS comes back in. The backward pass runs the same transforms transposed.
+
+# %%
+d, g = rng.normal(size=4), rng.normal(size=3)
+m1, m4 = (d[0] - d[2]) * g[0], (d[1] - d[3]) * g[2]
+m2 = (d[1] + d[2]) * (g[0] + g[1] + g[2]) / 2
+m3 = (d[2] - d[1]) * (g[0] - g[1] + g[2]) / 2
+winograd_1d = np.array([m1 + m2 + m3, m2 - m3 - m4])
+direct_1d = np.array([d[0:3] @ g, d[1:4] @ g])
+print("F(2, 3), 4 products:", winograd_1d, " direct, 6 products:", direct_1d)
+assert np.allclose(winograd_1d, direct_1d, rtol=1e-12, atol=1e-12)
+
+# the library chooses the algorithm per layer; DIET_NP_CONV forces one
+x_w, w_w = rng.normal(size=(2, 8, 6, 6)), rng.normal(size=(5, 8, 3, 3))
+dout_w = rng.normal(size=(2, 5, 6, 6))
+by_algorithm, choice_before = {}, os.environ.get("DIET_NP_CONV")
+for name in ("im2col", "winograd"):
+    os.environ["DIET_NP_CONV"] = name
+    out_w, cache_w = ops.conv2d_forward(x_w, w_w, 1, 1)
+    by_algorithm[name] = (out_w,) + ops.conv2d_backward(dout_w, cache_w)
+if choice_before is None:
+    del os.environ["DIET_NP_CONV"]
+else:
+    os.environ["DIET_NP_CONV"] = choice_before
+winograd_gaps = [float(np.max(np.abs(a - b))) for a, b in
+                 zip(by_algorithm["im2col"], by_algorithm["winograd"])]
+print("Winograd vs im2col in float64, largest |difference| of out, dx, dw:",
+      " ".join(f"{gap:.1e}" for gap in winograd_gaps))
+np.testing.assert_allclose(by_algorithm["winograd"][0], conv_naive(x_w, w_w, 1, 1),
+                           rtol=1e-12, atol=1e-12)
+assert max(winograd_gaps) < 1e-12
+
+# %% [markdown]
+# The two algorithms agree to rounding, gradients included. In float32 they differ in the
+# last bits, as any two summation orders do. Winograd pays for its saved products with the
+# transforms, additions over the whole image that are limited by memory speed; it wins
+# when the products dominate, that is for layers with many channels, so the library uses
+# it from 32 input channels up (layer 1, with 3, stays on im2col).
+#
 # ## Summary
 #
 # * im2col turns a convolution into one matrix product; rows `(c, i, j)` match the
@@ -429,5 +487,7 @@ save(fig, "06_conv_timing")
 #   finite-difference checks, and equal `diet_np.ops.conv2d_backward`.
 # * Non-overlapping pooling is a reshape plus a reduction; average pooling spreads the
 #   gradient evenly, max pooling routes it to the arg-max.
+# * Winograd's F(2x2, 3x3) computes a 3x3 convolution with 4 instead of 9 products per
+#   output and input channel; the library uses it for layers with many channels.
 #
 # **Next:** lesson 7 converts a trained ANN into an SNN.

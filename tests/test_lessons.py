@@ -96,6 +96,7 @@ def test_lesson_06_conv_and_pooling(run_lesson):
     assert max(g["pool_errors"].values()) < 1e-8
     assert max(g["adjoint_gaps"]) < 1e-12
     assert g["speedups"].min() > 5                                   # im2col beats the loops
+    assert max(g["winograd_gaps"]) < 1e-12                           # same conv, fewer products
 
 
 @pytest.mark.parametrize("number", sorted(LESSON_FILES))

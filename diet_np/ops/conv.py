@@ -145,14 +145,17 @@ def _check(x, w):
                          f"{tuple(w.shape)} expects {w.shape[1]}")
 
 
-def _use_winograd(x, w, stride, pad, xp) -> bool:
-    """Whether this convolution runs through :mod:`winograd` (see ``DIET_NP_CONV``)."""
+def algorithm(x_shape, w_shape, stride: int, pad: int, xp) -> str:
+    """``"winograd"`` or ``"im2col"``: how :func:`conv2d_forward` computes this
+    convolution on arrays of ``xp`` (see ``DIET_NP_CONV``)."""
     choice = os.environ.get(ENV_ALGORITHM, "auto")
     if choice not in ALGORITHMS:
         raise ValueError(f"{ENV_ALGORITHM} must be one of {', '.join(ALGORITHMS)}; got {choice!r}")
-    if choice == "im2col" or not winograd.applies(x.shape, w.shape, stride, pad):
-        return False
-    return choice == "winograd" or (xp.__name__ != "cupy" and w.shape[1] >= WINOGRAD_MIN_CHANNELS)
+    if choice == "im2col" or not winograd.applies(x_shape, w_shape, stride, pad):
+        return "im2col"
+    if choice == "winograd" or (xp.__name__ != "cupy" and w_shape[1] >= WINOGRAD_MIN_CHANNELS):
+        return "winograd"
+    return "im2col"
 
 
 def _conv_chunk(x, w2d, kh, kw, stride, pad):
@@ -176,7 +179,7 @@ def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
     ho = conv_output_size(x.shape[2], kh, stride, pad)
     wo = conv_output_size(x.shape[3], kw, stride, pad)
     out = xp.empty((x.shape[0], c_out, ho, wo), dtype=w.dtype)
-    if _use_winograd(x, w, stride, pad, xp):
+    if algorithm(x.shape, w.shape, stride, pad, xp) == "winograd":
         u = winograd.transform_weight(w)
 
         def chunk(part):
@@ -207,7 +210,7 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
     xp = array_module(dout, w)
     c_out, c_in, kh, kw = w.shape
     dx = xp.empty(x.shape, dtype=w.dtype) if need_dx else None
-    if _use_winograd(x, w, stride, pad, xp):
+    if algorithm(x.shape, w.shape, stride, pad, xp) == "winograd":
         return dx, _winograd_backward(dout, x, w, dx)
     w2d = w.reshape(c_out, -1)
     adjoint = need_dx and stride == 1 and c_out <= c_in and kh == kw and pad < kh
