@@ -1,4 +1,6 @@
 """Every op against a slow, obviously-correct loop version and against finite differences."""
+import types
+
 import numpy as np
 import pytest
 
@@ -88,6 +90,10 @@ def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * float(np.abs(a).max()))
     assert not winograd.applies((6, 32, 7, 8), w.shape, 1, 1)
     assert not winograd.applies(x.shape, w.shape, 2, 1)
+    monkeypatch.delenv("DIET_NP_CONV")                      # auto: by input channels and device
+    assert conv.algorithm(x.shape, w.shape, 1, 1, np) == "winograd"
+    assert conv.algorithm((6, 3, 8, 8), (48, 3, 3, 3), 1, 1, np) == "im2col"     # layer 1
+    assert conv.algorithm(x.shape, w.shape, 1, 1, types.SimpleNamespace(__name__="cupy")) == "im2col"
 
 
 def test_winograd_transforms_and_their_adjoints():
