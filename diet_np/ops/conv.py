@@ -22,8 +22,8 @@ multiplications, the same chunks); the environment variable ``DIET_NP_CONV``
 picks the algorithm: ``im2col``, ``winograd`` (where it applies) or ``auto``
 (the default: Winograd on NumPy for layers with at least :data:`WINOGRAD_MIN_CHANNELS`
 input channels, im2col otherwise and on CuPy, whose measured GPU figures are
-im2col's).  The input to every convolution but the first is spikes, so both
-algorithms start from exact values; their outputs differ by float32 rounding.
+im2col's).  The two algorithms' float32 results differ by rounding; their
+float64 results and gradients agree to about 1e-15.
 """
 from __future__ import annotations
 
@@ -170,8 +170,9 @@ def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
     """Convolution without bias (the paper's I = W * o, Eq. 2's input current).
 
     x: (N, C, H, W); w: (C_out, C, kh, kw) -> out: (N, C_out, Ho, Wo).
-    Per chunk of images: out = W (C_out, C*kh*kw) @ im2col(x), written straight
-    into the (N, C_out, Ho, Wo) result.  The cache holds the input, not the columns.
+    Per chunk of images: out = W (C_out, C*kh*kw) @ im2col(x), or Winograd's
+    tiles (see :func:`algorithm`), written straight into the (N, C_out, Ho, Wo)
+    result.  The cache holds the input, not the columns or tiles.
     """
     _check(x, w)
     xp = array_module(x, w)
@@ -203,8 +204,10 @@ def conv2d_backward(dout, cache, need_dx: bool = True):
     kernel, pad < k and no more output than input channels, dx is computed as
     the adjoint convolution instead, dout convolved with the kernel rotated by
     180 degrees and its channel axes swapped, padded by k - 1 - pad: im2col's
-    copies replace col2im's slower strided additions.  With ``need_dx=False``
-    (the first layer, fed by the image) dx is ``None``.
+    copies replace col2im's slower strided additions.  A convolution that ran
+    through Winograd's tiles takes their transposed algorithm
+    (:func:`winograd.backward_chunk`).  With ``need_dx=False`` (the first layer,
+    fed by the image) dx is ``None``.
     """
     x, w, stride, pad = cache
     xp = array_module(dout, w)
