@@ -92,6 +92,8 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
     out = xp.empty(shape, dtype=current.dtype)
     current_, u_, spikes_, out_ = (_by_step(a) for a in (current, u, spikes, out))
 
+    neurons = u_.shape[1]
+
     def steps(part):              # lif_step for a worker's neurons, block by block,
         for n in blocks(part, neurons, NEURON_BLOCK, xp):       # into the cache
             m = xp.zeros(u_[0, n].shape, dtype=current.dtype)
@@ -106,14 +108,14 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
                 xp.multiply(spikes_[t, n], threshold, out=m)          # Eq. 5: m = u - v o
                 xp.subtract(u_[t, n], m, out=m)
 
-    neurons = u_.shape[1]
     map_chunks(steps, slices(neurons, xp), xp)
     return out, LIFCache(u, spikes, leak, threshold, constant, surrogate)
 
 
-def _sum_in_order(sums):
-    """Element-wise total of a list of tuples of 0-d arrays, added in list order
-    (so a run repeats its sums exactly)."""
+def _totals(sums):
+    """Totals of a list of equal-length tuples of 0-d arrays, added in place into
+    the first tuple in list order (so a run repeats its sums exactly, whatever
+    thread computed each term)."""
     first = sums[0]
     for later in sums[1:]:
         for total, term in zip(first, later):
@@ -155,6 +157,7 @@ def lif_backward(dout, cache):
     du = xp.empty(u.shape, dtype=u.dtype)
     dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype) if constant else du  # Eq. 12
     u_, spikes_, dout_, du_, dcurrent_ = (_by_step(a) for a in (u, spikes, dout, du, dcurrent))
+    neurons = u_.shape[1]
 
     def block(n):
         """BPTT for neurons n; returns their sums (Eq. 13, Eq. 14's two terms)."""
@@ -181,9 +184,8 @@ def lif_backward(dout, cache):
         return dleak, surrogate_term, reset
 
     def steps(part):              # a worker's neurons, block by block
-        return _sum_in_order([block(n) for n in blocks(part, neurons, NEURON_BLOCK, xp)])
+        return _totals([block(n) for n in blocks(part, neurons, NEURON_BLOCK, xp)])
 
-    neurons = u_.shape[1]
-    dleak, surrogate_term, reset = _sum_in_order(map_chunks(steps, slices(neurons, xp), xp))
+    dleak, surrogate_term, reset = _totals(map_chunks(steps, slices(neurons, xp), xp))
     dthreshold = -surrogate_term / threshold ** 2 - reset / threshold
     return dcurrent, dleak, xp.asarray(dthreshold, dtype=u.dtype)

@@ -293,7 +293,7 @@ class Adam(_Optimizer):
         """The update of one worker's rows, in blocks of about :data:`UPDATE_BLOCK`
         elements: the update's dozen passes then run on data in the CPU's cache
         instead of streaming each array from memory a dozen times."""
-        if rows is Ellipsis or arrays[0].ndim == 0:
+        if rows is Ellipsis:                                         # a 0-d parameter
             return self._update_block(xp, arrays, step_size, bc2_sqrt, rows)
         p = arrays[0]
         for block in blocks(rows, p.shape[0], UPDATE_BLOCK // max(1, p[0].size), xp):

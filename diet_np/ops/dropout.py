@@ -34,8 +34,10 @@ def _times_mask(x, mask):
     """x * mask, blocks of the mask's leading axis on the CPU pool."""
     xp = array_module(x, mask)
     out = xp.empty(x.shape, dtype=np.result_type(x.dtype, mask.dtype))
-    lead = x.ndim - mask.ndim              # 1 for (T, N, ...), 0 for (N, ...)
-    map_chunks(lambda n: xp.multiply(x[(slice(None),) * lead + (n,)], mask[n],
-                                     out=out[(slice(None),) * lead + (n,)]),
-               slices(mask.shape[0], xp), xp)
+    lead = (slice(None),) * (x.ndim - mask.ndim)      # (:,) for (T, N, ...), () for (N, ...)
+
+    def part(n):
+        xp.multiply(x[lead + (n,)], mask[n], out=out[lead + (n,)])
+
+    map_chunks(part, slices(mask.shape[0], xp), xp)
     return out

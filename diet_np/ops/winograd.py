@@ -83,11 +83,7 @@ def _input_pass(a, axis, out):
     d2 - d1, d1 - d3."""
     xp = array_module(a)
     n = (a.shape[axis] - 2) // TILE
-    index = [slice(None)] * a.ndim
-    d = []
-    for k in range(4):
-        index[axis] = slice(k, k + TILE * n, TILE)
-        d.append(a[tuple(index)])
+    d = [_along(a, axis, slice(k, k + TILE * n, TILE)) for k in range(4)]
     xp.subtract(d[0], d[2], out=out[0])
     xp.add(d[1], d[2], out=out[1])
     xp.subtract(d[2], d[1], out=out[2])
