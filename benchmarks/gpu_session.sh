@@ -13,17 +13,27 @@ export PYTHONPATH=. MPLBACKEND=Agg
     python3 -c "import numpy, cupy, torch; print('numpy', numpy.__version__, '| cupy', cupy.__version__, '| torch', torch.__version__, '| CUDA', torch.version.cuda)"
 } > "$OUT/machine.txt" 2>&1
 
-timeout "${TEST_TIMEOUT:-180}" python3 -m pytest -m gpu -q -rs -p no:cacheprovider \
+echo "tests start $(date -u +%T)" >> "$OUT/machine.txt"
+timeout "${TEST_TIMEOUT:-150}" python3 -m pytest -m gpu -q -rs -p no:cacheprovider \
     > "$OUT/pytest_gpu.txt" 2>&1
 echo "pytest exit status: $?" >> "$OUT/pytest_gpu.txt"
 
-timeout "${BENCH_TIMEOUT:-240}" python3 benchmarks/bench_train_step.py --device gpu \
+echo "benchmark start $(date -u +%T)" >> "$OUT/machine.txt"
+timeout "${BENCH_TIMEOUT:-200}" python3 benchmarks/bench_train_step.py --device gpu \
     --sections sgemm,step,eval,conv --reps 5 --skip-memory \
     > "$OUT/bench_gpu.md" 2>&1
 echo "benchmark exit status: $?" >> "$OUT/bench_gpu.md"
 
-timeout "${MEMORY_TIMEOUT:-120}" python3 benchmarks/bench_train_step.py --device gpu \
+echo "memory start $(date -u +%T)" >> "$OUT/machine.txt"
+timeout "${MEMORY_TIMEOUT:-90}" python3 benchmarks/bench_train_step.py --device gpu \
     --config vgg16 --sections step --reps 3 \
     > "$OUT/bench_gpu_memory.md" 2>&1
 echo "benchmark exit status: $?" >> "$OUT/bench_gpu_memory.md"
+# Winograd on CuPy (not the default there): is im2col still the right choice?
+echo "winograd start $(date -u +%T)" >> "$OUT/machine.txt"
+timeout "${WINOGRAD_TIMEOUT:-80}" python3 benchmarks/bench_train_step.py --device gpu \
+    --conv winograd --sections step --reps 3 --skip-memory \
+    > "$OUT/bench_gpu_winograd.md" 2>&1
+echo "benchmark exit status: $?" >> "$OUT/bench_gpu_winograd.md"
+echo "end $(date -u +%T)" >> "$OUT/machine.txt"
 tail -n 3 "$OUT"/*.txt "$OUT"/*.md

@@ -10,9 +10,16 @@ from diet_np.ops import softmax_cross_entropy
 pytestmark = pytest.mark.gpu
 
 
-def test_forward_backward_match_numpy():
+@pytest.mark.parametrize("conv", ["im2col", "winograd"])
+def test_forward_backward_match_numpy(conv, monkeypatch):
+    """A whole network on CuPy against NumPy, under both convolution algorithms
+    (the 32-channel layer is one Winograd applies to)."""
+    from diet_np.ops.conv import algorithm
+
+    monkeypatch.setenv("DIET_NP_CONV", conv)
     cp = get_xp("gpu")
-    net = vgg([8, "A", 8, "M"], [16], num_classes=4, input_shape=(3, 16, 16))
+    assert algorithm((5, 32, 8, 8), (32, 32, 3, 3), 1, 1, cp) == conv
+    net = vgg([32, "A", 32, "M"], [16], num_classes=4, input_shape=(3, 16, 16))
     params = net.init_params(0, dtype=np.float64)
     with_thresholds(params, 0.1)
     x = np.random.default_rng(0).normal(size=(5, 3, 16, 16))
@@ -109,3 +116,22 @@ def test_pipeline_runs_on_the_gpu(tmp_path):
                   summary["diet"]["accuracy"]):
         assert 0.0 <= value <= 1.0
     assert (tmp_path / "diet" / "checkpoint.npz").exists()
+
+
+def test_adam_step_matches_numpy():
+    """Adam (with AMSGrad and weight decay) on CuPy arrays against NumPy's."""
+    from diet_np.optim import make_optimizer
+
+    cp = get_xp("gpu")
+    rng = np.random.default_rng(3)
+    params = {"a.weight": rng.normal(size=(70, 300)), "a.leak": np.array(0.9)}
+    grads = [{k: rng.normal(size=v.shape) for k, v in params.items()} for _ in range(3)]
+    out = {}
+    for xp in (np, cp):
+        p = to_device({k: v.copy() for k, v in params.items()}, xp)   # steps update in place
+        opt = make_optimizer("adam", 1e-2, amsgrad=True, weight_decay=1e-3)
+        for g in grads:
+            opt.step(p, to_device(g, xp))
+        out[xp.__name__] = to_host(p)
+    for k in params:
+        np.testing.assert_allclose(out["cupy"][k], out["numpy"][k], rtol=1e-12, atol=1e-14)
