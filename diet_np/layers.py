@@ -174,7 +174,8 @@ class Neuron(Layer):
         if not ctx.snn:
             return ops.relu_forward(x)
         leak, threshold = self._lv(params)
-        out, cache = lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate)
+        out, cache = lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate,
+                                 compact=True)   # spikes go on as booleans
         ctx.spike_counts[self.name] = array_module(x).count_nonzero(cache.spikes)
         return out, cache
 

@@ -71,13 +71,16 @@ def lif_step(current, m_prev, leak, threshold):
 
 
 def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
-                surrogate=DEFAULT_SURROGATE):
+                surrogate=DEFAULT_SURROGATE, compact: bool = False):
     """Run a LIF layer for T steps (Eq. 2-5).
 
     current: (T, B, ...) input currents I^t, or (1, B, ...) for a current that is
     the same at every step (direct input encoding: layer 1's I = W x is computed
     once).  Returns ``(out, cache)`` with out (T, B, ...) in ``current``'s dtype:
-    spikes in {0, 1}, or ``surrogate.primitive(z)`` in smooth mode.
+    spikes in {0, 1}, or ``surrogate.primitive(z)`` in smooth mode.  With
+    ``compact=True`` (outside smooth mode) out is the cache's boolean spike array
+    itself, a quarter of float32's memory and no copy: the network's layers take
+    spikes in that form.
     """
     xp = array_module(current, leak, threshold)
     if current.shape[0] not in (1, T):
@@ -85,11 +88,13 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
     constant = current.shape[0] == 1
     if not smooth and kernels.enabled(xp, current):
         out, u, spikes = kernels.lif_forward(current, leak, threshold, T)
-        return out, LIFCache(u, spikes, leak, threshold, constant, surrogate)
+        return (spikes if compact else out), LIFCache(u, spikes, leak, threshold, constant,
+                                                      surrogate)
     shape = (T,) + current.shape[1:]
     u = xp.empty(shape, dtype=current.dtype)
     spikes = xp.empty(shape, dtype=bool)
-    out = xp.empty(shape, dtype=current.dtype)
+    compact = compact and not smooth
+    out = spikes if compact else xp.empty(shape, dtype=current.dtype)
     current_, u_, spikes_, out_ = (_by_step(a) for a in (current, u, spikes, out))
 
     neurons = u_.shape[1]
@@ -103,7 +108,7 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
                 xp.greater(u_[t, n], threshold, out=spikes_[t, n])    # Eq. 3-4: o = H(u/v - 1)
                 if smooth:
                     out_[t, n] = surrogate.primitive(u_[t, n] / threshold - 1.0)
-                else:
+                elif not compact:
                     out_[t, n] = spikes_[t, n]
                 xp.multiply(spikes_[t, n], threshold, out=m)          # Eq. 5: m = u - v o
                 xp.subtract(u_[t, n], m, out=m)
@@ -154,14 +159,16 @@ def lif_backward(dout, cache):
     if isinstance(surrogate, Triangle) and kernels.enabled(xp, u):
         return kernels.lif_backward(dout, u, spikes, leak, threshold, surrogate.gamma, constant)
     T = u.shape[0]
-    du = xp.empty(u.shape, dtype=u.dtype)
-    dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype) if constant else du  # Eq. 12
-    u_, spikes_, dout_, du_, dcurrent_ = (_by_step(a) for a in (u, spikes, dout, du, dcurrent))
+    if constant:    # Eq. 12 sums du over the steps: each block's du^t lives in a scratch
+        dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype)
+    else:           # Eq. 12: dI^t = du^t
+        dcurrent = xp.empty(u.shape, dtype=u.dtype)
+    u_, spikes_, dout_, dcurrent_ = (_by_step(a) for a in (u, spikes, dout, dcurrent))
     neurons = u_.shape[1]
 
-    def block(n):
+    def block(n, scratch):
         """BPTT for neurons n; returns their sums (Eq. 13, Eq. 14's two terms)."""
-        g = du_[:, n]
+        g = scratch[:, :n.stop - n.start] if constant else dcurrent_[:, n]
         xp.divide(u_[:, n], threshold, out=g)
         g -= 1.0                                         # z^t, Eq. 3, all steps
         xp.multiply(surrogate.grad(g), dout_[:, n], out=g)   # Eq. 8: do^t sigma'(z^t)
@@ -184,7 +191,9 @@ def lif_backward(dout, cache):
         return dleak, surrogate_term, reset
 
     def steps(part):              # a worker's neurons, block by block
-        return _totals([block(n) for n in blocks(part, neurons, NEURON_BLOCK, xp)])
+        parts = blocks(part, neurons, NEURON_BLOCK, xp)
+        scratch = xp.empty((T, parts[0].stop - parts[0].start), dtype=u.dtype) if constant else None
+        return _totals([block(n, scratch) for n in parts])
 
     dleak, surrogate_term, reset = _totals(map_chunks(steps, slices(neurons, xp), xp))
     dthreshold = -surrogate_term / threshold ** 2 - reset / threshold

@@ -135,3 +135,17 @@ def test_multi_step_equals_single_step_api(dtype):
         assert {k: float(v) for k, v in counts.items()} == \
                {k: float(v) for k, v in trace.spike_counts.items()}
         assert all(float(v) > 0 for v in counts.values())
+
+
+def test_compact_output_is_the_cached_boolean_spikes():
+    """compact=True hands on the cache's boolean spikes (no float copy), equal to the
+    default float output; smooth mode still sends the float primitive forward."""
+    rng = np.random.default_rng(6)
+    current = rng.normal(0.6, 0.5, size=(4, 3, 5)).astype(np.float32)
+    lam, v = np.array(0.9, np.float32), np.array(0.7, np.float32)
+    floats, _ = lif_forward(current, lam, v, T=4)
+    spikes, cache = lif_forward(current, lam, v, T=4, compact=True)
+    assert spikes is cache.spikes and spikes.dtype == bool and floats.dtype == np.float32
+    np.testing.assert_array_equal(spikes, floats)
+    smooth, _ = lif_forward(current, lam, v, T=4, smooth=True, compact=True)
+    assert smooth.dtype == np.float32 and not np.isin(smooth, (0.0, 1.0)).all()

@@ -152,6 +152,17 @@ def test_avgpool_matches_naive_and_gradient(k):
     assert relative_error(ops.avgpool_backward(dout, cache), numerical_gradient(f, x)) < TOL
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_avgpool_of_boolean_spikes_counts_exactly(k):
+    """Spikes arrive as booleans: counted in bytes, the means are float32 and equal
+    to pooling the same spikes as floats."""
+    spikes = np.random.default_rng(5).random((3, 4, 6 * k, 6 * k)) < 0.4
+    out, cache = ops.avgpool_forward(spikes, k)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, naive_pool(spikes.astype(np.float32), k, np.mean))
+    assert cache == (spikes.shape, k)
+
+
 def test_maxpool_matches_naive_and_gradient():
     rng = np.random.default_rng(5)
     x = rng.permutation(2 * 3 * 8 * 8).reshape(2, 3, 8, 8) * 0.01  # distinct: no ties, no kinks

@@ -7,8 +7,13 @@ per worker of :mod:`diet_np.parallel`; max pooling reduces a transposed copy.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import array_module
 from ..parallel import map_chunks, slices
+
+SPIKE_MEANS = np.float32
+"""dtype of average-pooled spikes (boolean input): counts times 1/k^2, exact for k = 2."""
 
 
 def _windows(x, k):
@@ -21,21 +26,28 @@ def _windows(x, k):
 
 def avgpool_forward(x, k: int = 2):
     """Average pooling: (N, C, H, W) -> (N, C, H/k, W/k).  On spikes the result is
-    non-binary (multiples of 1/k^2), as the paper notes."""
+    non-binary (multiples of 1/k^2), as the paper notes.
+
+    Boolean spikes are counted in bytes (a quarter of float32's memory traffic)
+    and scaled into :data:`SPIKE_MEANS`; float input keeps its dtype."""
     xp = array_module(x)
-    win = _windows(x, k)
-    n, c, ho, _, wo, _ = win.shape
-    out = xp.empty((n, c, ho, wo), dtype=x.dtype)
+    spikes = x.dtype == bool
+    win = _windows(x.view(xp.uint8) if spikes else x, k)
+    n, c, ho, wo = win.shape[0], win.shape[1], win.shape[2], win.shape[4]
+    out = xp.empty((n, c, ho, wo), dtype=SPIKE_MEANS if spikes else x.dtype)
+    counts = xp.uint8 if k * k < 256 else xp.int32
+    scale = out.dtype.type(1.0 / (k * k))
 
     def images(b):
         taps = [win[b, :, :, i, :, j] for i in range(k) for j in range(k)]
+        total = xp.empty(out[b].shape, dtype=counts) if spikes else out[b]
         if len(taps) == 1:
-            out[b] = taps[0]
+            total[...] = taps[0]
         else:
-            xp.add(taps[0], taps[1], out=out[b])
+            xp.add(taps[0], taps[1], out=total, dtype=total.dtype)
         for tap in taps[2:]:
-            out[b] += tap
-        out[b] *= 1.0 / (k * k)
+            xp.add(total, tap, out=total, dtype=total.dtype)
+        xp.multiply(total, scale, out=out[b])
 
     map_chunks(images, slices(n, xp), xp)
     return out, (x.shape, k)
