@@ -32,10 +32,18 @@ Run ``python3 benchmarks/bench_train_step.py --help`` for the options;
 verifies in float64 that PyTorch's gradients equal diet_np's.
 
 The threads of both libraries are set before they are imported (``--threads``).
-The report names OpenBLAS's kernel.  On AVX-512 CPUs that OpenBLAS does not
-recognise (it takes AMD Zen 5 for a Haswell and uses AVX2 kernels, half the
-width of PyTorch's oneDNN ones), ``--blas-core SkylakeX`` sets
-``OPENBLAS_CORETYPE`` for the run; by default the environment decides.
+The report names OpenBLAS's kernel.  Some environments pin it: the project's
+machines set ``OPENBLAS_CORETYPE=Haswell`` and ``OPENBLAS_L2_SIZE`` (older
+OpenBLAS builds fail on some processors), which on their AVX-512 CPU (AMD Zen 5)
+runs AVX2 kernels, half the width that NumPy's OpenBLAS picks there by itself
+(SkylakeX) and that PyTorch's oneDNN uses.  ``--blas-core native`` unsets both
+variables for the run, so that OpenBLAS chooses as it does on a machine that sets
+neither; ``--blas-core NAME`` sets ``OPENBLAS_CORETYPE=NAME``; by default the
+environment decides.
+
+The process keeps freed memory (``--malloc keep``, the default: see
+:mod:`diet_np.host_memory`, which diet_np's training loop calls): it applies to
+both libraries, and takes most of the step-to-step variation out of the timings.
 """
 from __future__ import annotations
 
@@ -60,6 +68,8 @@ GPU_CONFIGS = {"small": ("vgg5", 64, 5), "vgg16": ("vgg16", 64, 5)}
 QUICK = {"small": ("vgg5", 8, 2), "vgg16": ("vgg16", 2, 2)}
 PAUSE_S = 0.2   # between alternated runs, so that one library's idle spinning
                 # threads do not slow the other down
+RUN = 3         # consecutive calls per run: the first after the pause, then the
+                # steady state of a training loop (the medians reported)
 
 
 # ---------------------------------------------------------------------------
@@ -70,12 +80,19 @@ def configure_environment(args):
     kernel, set before any BLAS is loaded."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "DIET_NP_THREADS"):
         os.environ[var] = str(args.threads)
-    if args.blas_core:
+    if args.blas_core == "native":
+        for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+            os.environ.pop(var, None)
+    elif args.blas_core:
         os.environ["OPENBLAS_CORETYPE"] = args.blas_core
     if args.conv:
         os.environ["DIET_NP_CONV"] = args.conv
+    os.environ["DIET_NP_KEEP_MEMORY"] = "1" if args.malloc == "keep" else "0"
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    from diet_np.host_memory import keep_freed_memory
+
+    keep_freed_memory()         # process-wide: the same for both libraries
 
 
 def _cpu_has(flag):
@@ -223,18 +240,23 @@ def diet_impls(device):
 
 def alternate(fns, reps, warmup, sync=lambda: None):
     """Run the callables in turn, ``warmup`` rounds untimed, then ``reps`` timed
-    rounds.  Returns ``{name: {"wall": [s, ...], "cpu": [s, ...]}}``."""
-    times = {name: {"wall": [], "cpu": []} for name in fns}
+    rounds; in a round each one runs :data:`RUN` times in a row after a pause.
+    Returns ``{name: {"wall": [s, ...], "cpu": [...], "first_wall": [...],
+    "first_cpu": [...]}}``: the calls after the first of each run (a training
+    loop's steady state) and, apart, the first call after the pause."""
+    times = {name: {"wall": [], "cpu": [], "first_wall": [], "first_cpu": []} for name in fns}
     for r in range(warmup + reps):
         for name, fn in fns.items():
             time.sleep(PAUSE_S)
-            sync()
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            sync()
-            if r >= warmup:
-                times[name]["wall"].append(time.perf_counter() - wall)
-                times[name]["cpu"].append(time.process_time() - cpu)
+            for i in range(RUN):
+                sync()
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn()
+                sync()
+                if r >= warmup:
+                    prefix = "first_" if i == 0 else ""
+                    times[name][prefix + "wall"].append(time.perf_counter() - wall)
+                    times[name][prefix + "cpu"].append(time.process_time() - cpu)
     return times
 
 
@@ -287,7 +309,7 @@ def measure_memory(impl, arch, batch, T, args):
     """
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", impl,
            "--child-case", f"{arch},{batch},{T}", "--device", args.device,
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads), "--malloc", args.malloc]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -331,14 +353,20 @@ def section_machine(args):
 
     blas = openblas()
     if blas:
-        forced = os.environ.get("OPENBLAS_CORETYPE")
+        pinned = ", ".join(f"{var}={os.environ[var]}" for var in
+                           ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if var in os.environ)
         rows.append(("OpenBLAS kernel, threads",
                      f"{blas.corename}, {blas.threads}"
-                     + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")))
+                     + (f" (pinned: {pinned})" if pinned else " (OpenBLAS's own choice)")))
         if _cpu_has("avx512f") and blas.corename.lower() in ("haswell", "zen"):
-            rows.append(("note", "AVX-512 CPU but AVX2 BLAS kernels: see --blas-core"))
+            rows.append(("note", "AVX-512 CPU but AVX2 BLAS kernels: see --blas-core native"))
     rows.append(("diet_np CPU pool", f"{num_workers()} worker(s) (DIET_NP_THREADS); OpenBLAS "
                  "single-threaded inside a pass when more than one"))
+    from diet_np.host_memory import keep_freed_memory
+
+    rows.append(("host malloc", "glibc keeps freed memory, for the whole process "
+                 "(diet_np.host_memory, as diet_np's training loop sets it)"
+                 if keep_freed_memory() else "as the environment has it (--malloc default)"))
     rows.append(("diet_np convolutions", f"DIET_NP_CONV={os.environ.get('DIET_NP_CONV', 'auto')} "
                  "(auto: Winograd F(2x2,3x3) for 3x3 layers with >= 32 input channels on the "
                  "CPU, im2col otherwise)"))
@@ -425,8 +453,10 @@ def section_train_step(args, configs, layouts, reps, warmup, memory):
         for impl, t in med.items():
             ratio = "baseline" if impl == best else \
                 " / ".join(f"{t[c] / med[best][c]:.2f}" for c in ("wall", "cpu"))
+            first = f"{t['first_wall'] * 1e3:.0f}" + \
+                ("" if impl == best else f" ({t['first_wall'] / med[best]['first_wall']:.2f})")
             row = [f"{name} ({arch}, B={batch}, T={T})", impl,
-                   f"{t['wall'] * 1e3:.0f}", f"{t['cpu'] * 1e3:.0f}", ratio]
+                   f"{t['wall'] * 1e3:.0f}", f"{t['cpu'] * 1e3:.0f}", ratio, first]
             if impl in memory.get(name, {}):
                 m = memory[name][impl]
                 row += [f"{m['peak_kib'] / 1024:.0f}",
@@ -434,15 +464,18 @@ def section_train_step(args, configs, layouts, reps, warmup, memory):
                 if "gpu_bytes" in m:
                     row.append(f"{m['gpu_bytes'] / 2**20:.0f}")
             rows.append(row)
-    header = ["config", "implementation", "wall ms", "CPU ms", "ratio to PyTorch (wall / CPU)"]
+    header = ["config", "implementation", "wall ms", "CPU ms", "ratio to PyTorch (wall / CPU)",
+              "first step after the pause, wall ms (ratio)"]
     if memory:
         header += ["peak RSS MiB", "peak - RSS before the step MiB"]
         if args.device == "gpu":
             header.append("GPU pool MiB")
     table(header, rows)
-    print(f"Medians of {reps} timed repetitions after {warmup} warm-up round(s), the "
-          f"implementations alternated; the baseline is the faster PyTorch loop order on "
-          f"the {args.clock} clock.  Peak RSS: the max resident set of a child process "
+    print(f"{reps} timed rounds after {warmup} warm-up round(s), the implementations "
+          f"alternated; in each round an implementation runs {RUN} steps in a row after a "
+          f"{PAUSE_S} s pause.  Wall and CPU ms are medians of the steps after the first "
+          "(a training loop's steady state); the first step after the pause is shown apart.  "
+          f"The baseline is the faster PyTorch loop order on the {args.clock} clock.  Peak RSS: the max resident set of a child process "
           "that runs two steps of one implementation only, read by this process with "
           "os.wait4; the last column subtracts the RSS the child had before its first "
           "step (libraries, parameters, data).\n")
@@ -574,13 +607,19 @@ def parse_args(argv=None):
                    help="clock for ratios and sections 4-6 (cpu: steadier with --threads 1 "
                         "on a loaded machine)")
     p.add_argument("--blas-core", default=None,
-                   help="set OPENBLAS_CORETYPE (e.g. SkylakeX); default: as the environment has it")
+                   help="native: unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (OpenBLAS picks "
+                        "its kernels); NAME: set OPENBLAS_CORETYPE=NAME; default: as the "
+                        "environment has it")
     p.add_argument("--conv", choices=["auto", "im2col", "winograd"], default=None,
                    help="set DIET_NP_CONV, diet_np's convolution algorithm; default: as the "
                         "environment has it (auto)")
     p.add_argument("--torch-layout", default=None,
                    help="PyTorch loop orders to time, comma-separated (folded, stepwise); "
                         "default both, quick folded")
+    p.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                   help="keep: glibc keeps freed memory for reuse, process-wide (both "
+                        "libraries; what diet_np's training loop sets); default: as the "
+                        "environment has it")
     p.add_argument("--skip-memory", action="store_true", help="no memory children")
     p.add_argument("--sections", default="sgemm,step,eval,conv,scaling",
                    help="comma-separated subset of sgemm, step, eval, conv, scaling")

@@ -175,7 +175,8 @@ class Neuron(Layer):
             return ops.relu_forward(x)
         leak, threshold = self._lv(params)
         out, cache = lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate,
-                                 compact=True)   # spikes go on as booleans
+                                 compact=True, overwrite=True)   # spikes go on as booleans;
+        # x, the current of the layer before, is read by nothing else: u takes its place
         ctx.spike_counts[self.name] = array_module(x).count_nonzero(cache.spikes)
         return out, cache
 
@@ -183,7 +184,7 @@ class Neuron(Layer):
         leak, threshold = self._lv(params)
         if isinstance(cache, LIFCache):
             dx, grads[f"{self.name}.leak"], grads[f"{self.name}.threshold"] = \
-                lif_backward(dy, cache)
+                lif_backward(dy, cache, overwrite=True)   # dy is read by nothing else
             return dx
         xp = array_module(dy)
         grads[f"{self.name}.leak"] = xp.zeros_like(leak)

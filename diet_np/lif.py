@@ -71,7 +71,7 @@ def lif_step(current, m_prev, leak, threshold):
 
 
 def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
-                surrogate=DEFAULT_SURROGATE, compact: bool = False):
+                surrogate=DEFAULT_SURROGATE, compact: bool = False, overwrite: bool = False):
     """Run a LIF layer for T steps (Eq. 2-5).
 
     current: (T, B, ...) input currents I^t, or (1, B, ...) for a current that is
@@ -80,7 +80,9 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
     spikes in {0, 1}, or ``surrogate.primitive(z)`` in smooth mode.  With
     ``compact=True`` (outside smooth mode) out is the cache's boolean spike array
     itself, a quarter of float32's memory and no copy: the network's layers take
-    spikes in that form.
+    spikes in that form.  ``overwrite=True`` lets the potentials u^t take the place
+    of a (T, B, ...) current that the caller will not read again (on the CPU: one
+    layer-sized array fewer, written while it is in cache).
     """
     xp = array_module(current, leak, threshold)
     if current.shape[0] not in (1, T):
@@ -91,7 +93,8 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
         return (spikes if compact else out), LIFCache(u, spikes, leak, threshold, constant,
                                                       surrogate)
     shape = (T,) + current.shape[1:]
-    u = xp.empty(shape, dtype=current.dtype)
+    u = current if overwrite and _in_place(current, shape, current.dtype) else \
+        xp.empty(shape, dtype=current.dtype)
     spikes = xp.empty(shape, dtype=bool)
     compact = compact and not smooth
     out = spikes if compact else xp.empty(shape, dtype=current.dtype)
@@ -103,8 +106,8 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
         for n in blocks(part, neurons, NEURON_BLOCK, xp):       # into the cache
             m = xp.zeros(u_[0, n].shape, dtype=current.dtype)
             for t in range(T):
-                xp.multiply(m, leak, out=u_[t, n])                    # Eq. 2: u = lambda m + I
-                u_[t, n] += current_[0 if constant else t, n]
+                m *= leak                                             # Eq. 2: u = lambda m + I
+                xp.add(current_[0 if constant else t, n], m, out=u_[t, n])
                 xp.greater(u_[t, n], threshold, out=spikes_[t, n])    # Eq. 3-4: o = H(u/v - 1)
                 if smooth:
                     out_[t, n] = surrogate.primitive(u_[t, n] / threshold - 1.0)
@@ -128,18 +131,27 @@ def _totals(sums):
     return first
 
 
+def _in_place(a, shape, dtype) -> bool:
+    """Whether ``a`` can take a result of ``shape`` and ``dtype`` in its own memory
+    (not a broadcast or strided view, not read-only)."""
+    return (tuple(a.shape) == tuple(shape) and a.dtype == dtype and a.flags.c_contiguous
+            and getattr(a.flags, "writeable", True))
+
+
 def _by_step(a):
     """(T, B, ...) -> a (T, neurons) view (None stays None)."""
     return None if a is None else a.reshape(a.shape[0], -1)
 
 
-def lif_backward(dout, cache):
+def lif_backward(dout, cache, overwrite: bool = False):
     """BPTT through a LIF layer, t = T..1 (Eq. 10-14).
 
     dout: (T, B, ...) gradient of the loss w.r.t. the layer's spikes, arriving
     from layer l+1 at the same step.  Returns ``(dcurrent, dleak, dthreshold)``;
     dcurrent has the shape of the forward's current ((1, B, ...) for a constant
     current: the steps' gradients are summed, as in dW_1 = sum_t dI_1^t x).
+    ``overwrite=True`` lets dI^t take the place of a dout that the caller will
+    not read again (the CPU reference path; a broadcast dout is never written).
 
     Step t, from t = T down to 1, with dm^T = 0 and m^0 = 0:
 
@@ -161,17 +173,20 @@ def lif_backward(dout, cache):
     T = u.shape[0]
     if constant:    # Eq. 12 sums du over the steps: each block's du^t lives in a scratch
         dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype)
-    else:           # Eq. 12: dI^t = du^t
+    elif overwrite and _in_place(dout, u.shape, u.dtype):
+        dcurrent = dout                                  # Eq. 12: dI^t = du^t, over do^t
+    else:
         dcurrent = xp.empty(u.shape, dtype=u.dtype)
     u_, spikes_, dout_, dcurrent_ = (_by_step(a) for a in (u, spikes, dout, dcurrent))
     neurons = u_.shape[1]
 
     def block(n, scratch):
         """BPTT for neurons n; returns their sums (Eq. 13, Eq. 14's two terms)."""
-        g = scratch[:, :n.stop - n.start] if constant else dcurrent_[:, n]
-        xp.divide(u_[:, n], threshold, out=g)
-        g -= 1.0                                         # z^t, Eq. 3, all steps
-        xp.multiply(surrogate.grad(g), dout_[:, n], out=g)   # Eq. 8: do^t sigma'(z^t)
+        z = scratch[0][:, :n.stop - n.start]
+        g = scratch[1][:, :n.stop - n.start] if constant else dcurrent_[:, n]
+        xp.divide(u_[:, n], threshold, out=z)
+        z -= 1.0                                         # z^t, Eq. 3, all steps
+        xp.multiply(surrogate.grad(z), dout_[:, n], out=g)   # Eq. 8: do^t sigma'(z^t)
         dleak, surrogate_term, reset = (xp.zeros((), dtype=u.dtype) for _ in range(3))
         for t in range(T):                               # row by row: contiguous, no copies
             surrogate_term += xp.vdot(g[t], u_[t, n])    # Eq. 14: sum do sigma' u
@@ -192,7 +207,8 @@ def lif_backward(dout, cache):
 
     def steps(part):              # a worker's neurons, block by block
         parts = blocks(part, neurons, NEURON_BLOCK, xp)
-        scratch = xp.empty((T, parts[0].stop - parts[0].start), dtype=u.dtype) if constant else None
+        scratch = [xp.empty((T, parts[0].stop - parts[0].start), dtype=u.dtype)
+                   for _ in range(2 if constant else 1)]       # z^t (and du^t if constant)
         return _totals([block(n, scratch) for n in parts])
 
     dleak, surrogate_term, reset = _totals(map_chunks(steps, slices(neurons, xp), xp))

@@ -22,6 +22,7 @@ import numpy as np
 from .backend import array_module, default_rng
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .data import iterate_batches, num_batches
+from .host_memory import keep_freed_memory
 from .metrics import network_spike_rate, spike_rates
 from .ops import softmax_cross_entropy
 from .optim import clamp_neuron_params, make_optimizer
@@ -155,6 +156,8 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     the multi-step forward keeps every step's potentials, so memory grows with T.
     """
     net.validate(params, None, T, mode)
+    if xp is np:
+        keep_freed_memory()
     batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
     loss_sum = correct = 0
     counts = {}
@@ -194,6 +197,8 @@ def fit(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resume=Fal
     Returns the list of per-epoch records.
     """
     cfg.validate()
+    if xp is np:
+        keep_freed_memory()
     os.makedirs(run_dir, exist_ok=True)
     ckpt_path = os.path.join(run_dir, CHECKPOINT)
     log = RunLog(os.path.join(run_dir, LOG))

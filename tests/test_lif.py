@@ -149,3 +149,28 @@ def test_compact_output_is_the_cached_boolean_spikes():
     np.testing.assert_array_equal(spikes, floats)
     smooth, _ = lif_forward(current, lam, v, T=4, smooth=True, compact=True)
     assert smooth.dtype == np.float32 and not np.isin(smooth, (0.0, 1.0)).all()
+
+
+@pytest.mark.parametrize("constant", [False, True])
+def test_overwrite_reuses_the_callers_arrays_with_the_same_results(constant):
+    """overwrite=True: u^t takes the current's memory and dI^t dout's (a constant
+    current and a broadcast dout are left alone); every result is unchanged."""
+    rng = np.random.default_rng(8)
+    T = 4
+    current = rng.normal(0.6, 0.5, size=(1 if constant else T, 3, 5))
+    lam, v = np.array(0.9), np.array(0.7)
+    out, cache = lif_forward(current.copy(), lam, v, T)
+    given = current.copy()
+    out_in_place, cache_in_place = lif_forward(given, lam, v, T, overwrite=True)
+    np.testing.assert_array_equal(out_in_place, out)
+    np.testing.assert_array_equal(cache_in_place.u, cache.u)
+    assert (cache_in_place.u is given) != constant
+    dout = rng.normal(size=out.shape)
+    expected = lif_backward(dout.copy(), cache)
+    given = dout.copy()
+    result = lif_backward(given, cache_in_place, overwrite=True)
+    for a, b in zip(result, expected):
+        np.testing.assert_array_equal(a, b)
+    assert (result[0] is given) != constant
+    shared = np.broadcast_to(dout[:1], dout.shape)          # read-only: never written
+    assert lif_backward(shared, cache, overwrite=True)[0] is not shared
