@@ -36,10 +36,11 @@ The report names OpenBLAS's kernel.  Some environments pin it: the project's
 machines set ``OPENBLAS_CORETYPE=Haswell`` and ``OPENBLAS_L2_SIZE`` (older
 OpenBLAS builds fail on some processors), which on their AVX-512 CPU (AMD Zen 5)
 runs AVX2 kernels, half the width that NumPy's OpenBLAS picks there by itself
-(SkylakeX) and that PyTorch's oneDNN uses.  ``--blas-core native`` unsets both
-variables for the run, so that OpenBLAS chooses as it does on a machine that sets
-neither; ``--blas-core NAME`` sets ``OPENBLAS_CORETYPE=NAME``; by default the
-environment decides.
+(SkylakeX) and that PyTorch's oneDNN uses.  By default (``--blas-core native``)
+the benchmark unsets both variables for its own run, so that OpenBLAS chooses its
+kernels as on a machine that sets neither (PyTorch does not read them);
+``--blas-core env`` keeps the environment's settings, ``--blas-core NAME`` sets
+``OPENBLAS_CORETYPE=NAME``.
 
 The process keeps freed memory (``--malloc keep``, the default: see
 :mod:`diet_np.host_memory`, which diet_np's training loop calls): it applies to
@@ -83,7 +84,7 @@ def configure_environment(args):
     if args.blas_core == "native":
         for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
             os.environ.pop(var, None)
-    elif args.blas_core:
+    elif args.blas_core != "env":
         os.environ["OPENBLAS_CORETYPE"] = args.blas_core
     if args.conv:
         os.environ["DIET_NP_CONV"] = args.conv
@@ -359,7 +360,8 @@ def section_machine(args):
                      f"{blas.corename}, {blas.threads}"
                      + (f" (pinned: {pinned})" if pinned else " (OpenBLAS's own choice)")))
         if _cpu_has("avx512f") and blas.corename.lower() in ("haswell", "zen"):
-            rows.append(("note", "AVX-512 CPU but AVX2 BLAS kernels: see --blas-core native"))
+            rows.append(("note", "AVX-512 CPU but AVX2 BLAS kernels (pinned by the environment; "
+                                 "--blas-core native lets OpenBLAS choose)"))
     rows.append(("diet_np CPU pool", f"{num_workers()} worker(s) (DIET_NP_THREADS); OpenBLAS "
                  "single-threaded inside a pass when more than one"))
     from diet_np.host_memory import keep_freed_memory
@@ -606,10 +608,10 @@ def parse_args(argv=None):
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="clock for ratios and sections 4-6 (cpu: steadier with --threads 1 "
                         "on a loaded machine)")
-    p.add_argument("--blas-core", default=None,
-                   help="native: unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (OpenBLAS picks "
-                        "its kernels); NAME: set OPENBLAS_CORETYPE=NAME; default: as the "
-                        "environment has it")
+    p.add_argument("--blas-core", default="native",
+                   help="native (default): unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for "
+                        "this run (OpenBLAS picks its kernels); env: keep the environment's; "
+                        "NAME: set OPENBLAS_CORETYPE=NAME")
     p.add_argument("--conv", choices=["auto", "im2col", "winograd"], default=None,
                    help="set DIET_NP_CONV, diet_np's convolution algorithm; default: as the "
                         "environment has it (auto)")
