@@ -41,6 +41,7 @@ class Context:
     surrogate: object = None
     smooth: bool = False
     dropout: dict = field(default_factory=dict)   # {"conv": p, "fc": p}
+    dtype: object = None            # the pass's float dtype (spikes travel as booleans)
     spike_counts: dict = field(default_factory=dict)
     observe: object = None          # stepwise only: observe(name, t, current)
     t: int = 0                      # stepwise only: the current step
@@ -224,7 +225,7 @@ class AvgPool(Layer):
         return (c, h // self.k, w // self.k)
 
     def forward(self, params, x, ctx):
-        y, cache = ops.avgpool_forward(_fold(x), self.k)
+        y, cache = ops.avgpool_forward(_fold(x), self.k, ctx.dtype)
         return _unfold(y, x.shape[0]), cache
 
     def backward(self, params, dy, cache, grads):
@@ -255,15 +256,15 @@ class Dropout(Layer):
     def _rate(self, ctx):
         return ctx.dropout.get(self.kind, 0.0) if ctx.train else 0.0
 
-    def _mask(self, x_shape, dtype, ctx):
+    def _mask(self, x_shape, ctx):
         if ctx.rng is None:
             raise ValueError("training mode with dropout needs a random generator (rng=...)")
-        return ops.dropout_mask(x_shape, self._rate(ctx), ctx.rng, dtype)
+        return ops.dropout_mask(x_shape, self._rate(ctx), ctx.rng, ctx.dtype)
 
     def forward(self, params, x, ctx):
         if self._rate(ctx) == 0.0:
             return x, None
-        return ops.dropout_forward(x, self._mask(x.shape[1:], x.dtype, ctx))
+        return ops.dropout_forward(x, self._mask(x.shape[1:], ctx))   # in ctx.dtype
 
     def backward(self, params, dy, cache, grads):
         return dy if cache is None else ops.dropout_backward(dy, cache)
@@ -272,7 +273,7 @@ class Dropout(Layer):
         if self._rate(ctx) == 0.0:
             return x
         if "mask" not in state:
-            state["mask"] = self._mask(x.shape, x.dtype, ctx)
+            state["mask"] = self._mask(x.shape, ctx)
         return x * state["mask"]
 
 

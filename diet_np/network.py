@@ -139,12 +139,12 @@ class Network:
                 if not threshold > 0.0:
                     raise ValueError(f"threshold of layer {name} is {threshold}; it must be > 0")
 
-    def _context(self, T, mode, train, rng, surrogate, smooth, dropout):
+    def _context(self, T, mode, train, rng, surrogate, smooth, dropout, dtype):
         if train and not isinstance(train, bool):
             raise TypeError("train must be True or False")
         return Context(T=T if mode == "snn" else 1, snn=mode == "snn", train=train, rng=rng,
                        surrogate=get_surrogate(surrogate), smooth=smooth,
-                       dropout=self.dropout if dropout is None else dict(dropout))
+                       dropout=self.dropout if dropout is None else dict(dropout), dtype=dtype)
 
     # -- forward and backward ----------------------------------------------
     def forward(self, params, x, *, train, T=1, mode="snn", rng=None, surrogate="triangle",
@@ -159,7 +159,7 @@ class Network:
         """
         if check:
             self.validate(params, x, T, mode)
-        ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout)
+        ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout, x.dtype)
         with pool_scope(array_module(x)):
             logits, caches = self.body.forward(params, x[None], ctx)
         return logits, Trace(mode, ctx.T, x.shape[0], caches, ctx.spike_counts)
@@ -184,7 +184,7 @@ class Network:
         ``(logits, spike_counts)``."""
         if check:
             self.validate(params, x, T, mode)
-        ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout)
+        ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout, x.dtype)
         ctx.observe = observe
         state = {}
         logits = None

@@ -119,3 +119,31 @@ def test_network_without_convolutions():
     params, x, y = draw_case(net, 6, T=4, surrogate="atan", dropout_seed=None)
     errors = check_network_gradients(net, params, x, y, T=4, surrogate="atan")
     assert max(errors.values()) < DEFAULT_TOL, errors
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_boolean_spikes_change_nothing(dtype, monkeypatch):
+    """Spikes travel between layers as booleans (through dropout, pooling, conv and
+    dense layers, in training mode): logits and gradients are bit for bit those of
+    spikes sent on as floats, and everything stays in the pass's dtype."""
+    from diet_np import layers
+    from diet_np.backend import default_rng
+
+    net = vgg([8, 8, "A", 8, "M"], [12], num_classes=4, input_shape=(3, 8, 8),
+              dropout={"conv": 0.3, "fc": 0.3})
+    params = {k: v.astype(dtype) for k, v in lively_params(net, 4).items()}
+    x = np.random.default_rng(4).normal(size=(5, 3, 8, 8)).astype(dtype)
+    y = np.arange(5) % 4
+    runs, lif_forward = [], layers.lif_forward
+    for compact in (True, False):
+        monkeypatch.setattr(layers, "lif_forward",
+                            lambda *a, compact_=compact, **k: lif_forward(*a, **{**k, "compact": compact_}))
+        logits, trace = net.forward(params, x, train=True, T=3, rng=default_rng(np, 7))
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        runs.append((logits, net.backward(params, dlogits, trace)))
+    (logits_b, grads_b), (logits_f, grads_f) = runs
+    assert logits_b.dtype == dtype
+    np.testing.assert_array_equal(logits_b, logits_f)
+    for k in grads_f:
+        assert grads_b[k].dtype == dtype, k
+        np.testing.assert_array_equal(grads_b[k], grads_f[k], err_msg=k)

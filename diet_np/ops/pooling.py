@@ -13,7 +13,7 @@ from ..backend import array_module
 from ..parallel import map_chunks, slices
 
 SPIKE_MEANS = np.float32
-"""dtype of average-pooled spikes (boolean input): counts times 1/k^2, exact for k = 2."""
+"""Default dtype of average-pooled boolean spikes: counts times 1/k^2, exact for k = 2."""
 
 
 def _windows(x, k):
@@ -24,17 +24,19 @@ def _windows(x, k):
     return x.reshape(n, c, h // k, k, w // k, k)
 
 
-def avgpool_forward(x, k: int = 2):
+def avgpool_forward(x, k: int = 2, dtype=None):
     """Average pooling: (N, C, H, W) -> (N, C, H/k, W/k).  On spikes the result is
     non-binary (multiples of 1/k^2), as the paper notes.
 
     Boolean spikes are counted in bytes (a quarter of float32's memory traffic)
-    and scaled into :data:`SPIKE_MEANS`; float input keeps its dtype."""
+    and scaled into ``dtype`` (default :data:`SPIKE_MEANS`); float input keeps
+    its own dtype."""
     xp = array_module(x)
     spikes = x.dtype == bool
     win = _windows(x.view(xp.uint8) if spikes else x, k)
     n, c, ho, wo = win.shape[0], win.shape[1], win.shape[2], win.shape[4]
-    out = xp.empty((n, c, ho, wo), dtype=SPIKE_MEANS if spikes else x.dtype)
+    means = SPIKE_MEANS if dtype is None else dtype
+    out = xp.empty((n, c, ho, wo), dtype=means if spikes else x.dtype)
     counts = xp.uint8 if k * k < 256 else xp.int32
     scale = out.dtype.type(1.0 / (k * k))
 
