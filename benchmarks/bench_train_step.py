@@ -9,8 +9,10 @@ Sections of the report (markdown tables):
 
 1. machine, libraries, BLAS kernel and threads, load average;
 2. sgemm GFLOP/s of NumPy's BLAS on conv-shaped products (the ceiling);
-3. training step: diet_np and PyTorch alternated in one process, medians after
-   warm-up, the ratio diet_np / PyTorch, and each one's peak memory measured
+3. training step: diet_np and PyTorch alternated in one process, runs of
+   :data:`RUN` steps after a pause; medians of the steady-state steps after
+   warm-up (the first step after the pause apart), the ratio diet_np / PyTorch,
+   and each one's peak memory measured
    from outside (the max RSS of a child process that runs only that
    implementation, read by the parent with ``os.wait4``);
 4. evaluation throughput (images/s, forward only, no dropout);
