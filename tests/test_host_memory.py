@@ -60,14 +60,17 @@ def test_training_and_evaluation_on_the_cpu_ask_for_it(monkeypatch, tmp_path):
     from diet_np.data import make_shapes
 
     calls = []
-    monkeypatch.setattr(training, "keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(training, "keep_freed_memory", lambda: calls.append("keep"))
+    train_step = training.train_step
+    monkeypatch.setattr(training, "train_step",
+                        lambda *a, **k: calls.append("step") or train_step(*a, **k))
     data = make_shapes(n_train=20, n_test=10, seed=0)
     net = vgg([4, "A"], [], num_classes=data.num_classes, input_shape=data.x_train.shape[1:])
     params = net.init_params(0)
     training.fit(net, params, data, training.ann_config(epochs=1, batch_size=8), tmp_path,
                  arch={"features": [4, "A"], "classifier": [], "name": "t"}, xp=np,
                  show_progress=False)
-    assert calls
+    assert calls[0] == "keep"                 # before the first training step
     calls.clear()
     training.evaluate(net, params, data.x_test, data.y_test, data, T=1, mode="ann", xp=np,
                       show_progress=False)

@@ -139,6 +139,8 @@ def test_boolean_spikes_change_nothing(dtype, monkeypatch):
         monkeypatch.setattr(layers, "lif_forward",
                             lambda *a, compact_=compact, **k: lif_forward(*a, **{**k, "compact": compact_}))
         logits, trace = net.forward(params, x, train=True, T=3, rng=default_rng(np, 7))
+        cached = [a for a in _arrays(trace.caches) if a.dtype.kind == "f"]
+        assert cached and all(a.dtype == dtype for a in cached)   # masks, pooled spikes, u
         loss, dlogits = softmax_cross_entropy(logits, y)
         runs.append((logits, net.backward(params, dlogits, trace)))
     (logits_b, grads_b), (logits_f, grads_f) = runs
@@ -147,3 +149,12 @@ def test_boolean_spikes_change_nothing(dtype, monkeypatch):
     for k in grads_f:
         assert grads_b[k].dtype == dtype, k
         np.testing.assert_array_equal(grads_b[k], grads_f[k], err_msg=k)
+
+
+def _arrays(tree):
+    """Every ndarray in nested tuples and lists (a trace's caches)."""
+    if isinstance(tree, np.ndarray):
+        return [tree]
+    if isinstance(tree, (tuple, list)):
+        return [a for item in tree for a in _arrays(item)]
+    return []
