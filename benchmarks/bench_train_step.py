@@ -312,7 +312,8 @@ def measure_memory(impl, arch, batch, T, args):
     """
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", impl,
            "--child-case", f"{arch},{batch},{T}", "--device", args.device,
-           "--threads", str(args.threads), "--malloc", args.malloc]
+           "--threads", str(args.threads), "--malloc", args.malloc,
+           "--blas-core", args.blas_core]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)

@@ -175,9 +175,10 @@ class Neuron(Layer):
         if not ctx.snn:
             return ops.relu_forward(x)
         leak, threshold = self._lv(params)
+        # spikes go on as booleans; x, the current of the layer before, is read by
+        # nothing else, so the potentials u take its place
         out, cache = lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate,
-                                 compact=True, overwrite=True)   # spikes go on as booleans;
-        # x, the current of the layer before, is read by nothing else: u takes its place
+                                 compact=True, overwrite=True)
         ctx.spike_counts[self.name] = array_module(x).count_nonzero(cache.spikes)
         return out, cache
 

@@ -34,7 +34,7 @@ def avgpool_forward(x, k: int = 2, dtype=None):
     xp = array_module(x)
     spikes = x.dtype == bool
     win = _windows(x.view(xp.uint8) if spikes else x, k)
-    n, c, ho, wo = win.shape[0], win.shape[1], win.shape[2], win.shape[4]
+    n, c, ho, _, wo, _ = win.shape
     means = SPIKE_MEANS if dtype is None else dtype
     out = xp.empty((n, c, ho, wo), dtype=means if spikes else x.dtype)
     counts = xp.uint8 if k * k < 256 else xp.int32
