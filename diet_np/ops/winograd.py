@@ -107,8 +107,7 @@ def transform_input(x, dtype):
     rows = xp.empty((4, th, w + 2, n, c), dtype=dtype)
     _input_pass(xpad, 0, rows)
     v = xp.empty((4, 4, th, tw, n, c), dtype=dtype)
-    for a in range(4):
-        _input_pass(rows[a], 1, v[a])
+    _input_pass(rows, 2, v.transpose(1, 0, 2, 3, 4, 5))
     return v.reshape(16, th * tw * n, c)
 
 
@@ -158,8 +157,8 @@ def transform_output(m, out):
     rows = xp.empty((TILE, 4, th, tw, n, k), dtype=m.dtype)
     _output_pass(xp, m, rows)
     y = _spare_last(xp, (th, TILE, tw, TILE, n, k), m.dtype)
-    for i in range(TILE):
-        _output_pass(xp, rows[i], [y[:, i, :, j] for j in range(TILE)])
+    _output_pass(xp, rows.transpose(1, 0, 2, 3, 4, 5),
+                 [y[:, :, :, j].transpose(1, 0, 2, 3, 4) for j in range(TILE)])
     out[...] = y.reshape(h, w, n, k).transpose(2, 3, 0, 1)
 
 
@@ -183,8 +182,7 @@ def transform_output_grad(dy):
     rows = xp.empty((4, th, tw, TILE, n, k), dtype=dy.dtype)
     _output_adjoint(xp, d[:, 0], d[:, 1], rows)
     dm = xp.empty((4, 4, th, tw, n, k), dtype=dy.dtype)
-    for a in range(4):
-        _output_adjoint(xp, rows[a][:, :, 0], rows[a][:, :, 1], dm[a])
+    _output_adjoint(xp, rows[:, :, :, 0], rows[:, :, :, 1], dm.transpose(1, 0, 2, 3, 4, 5))
     return dm.reshape(16, th * tw * n, k)
 
 
@@ -231,8 +229,7 @@ def input_gradient(dv, out):
     th, tw = h // TILE, w // TILE
     dv = dv.reshape(4, 4, th, tw, n, c)
     cols = xp.empty((4, th, w, n, c), dtype=dv.dtype)
-    for a in range(4):
-        _input_adjoint(xp, dv[a], 1, cols[a])
+    _input_adjoint(xp, dv.transpose(1, 0, 2, 3, 4, 5), 2, cols)
     dx = _spare_last(xp, (h, w, n, c), dv.dtype)
     _input_adjoint(xp, cols, 0, dx)
     out[...] = dx.transpose(2, 3, 0, 1)
