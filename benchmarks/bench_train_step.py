@@ -9,9 +9,9 @@ Sections of the report (markdown tables):
 
 1. machine, libraries, BLAS kernel and threads, load average;
 2. sgemm GFLOP/s of NumPy's BLAS on conv-shaped products (the ceiling);
-3. training step: diet_np and PyTorch alternated in one process, runs of
-   :data:`RUN` steps after a pause; medians of the steady-state steps after
-   warm-up (the first step after the pause apart), the ratio diet_np / PyTorch,
+3. training step: diet_np and PyTorch alternated in one process, each run
+   after a pause; medians of steady-state steps (the first step after the
+   pause apart, see :func:`alternate`), the ratio diet_np / PyTorch,
    and each one's peak memory measured
    from outside (the max RSS of a child process that runs only that
    implementation, read by the parent with ``os.wait4``);
@@ -71,8 +71,10 @@ GPU_CONFIGS = {"small": ("vgg5", 64, 5), "vgg16": ("vgg16", 64, 5)}
 QUICK = {"small": ("vgg5", 8, 2), "vgg16": ("vgg16", 2, 2)}
 PAUSE_S = 0.2   # between alternated runs, so that one library's idle spinning
                 # threads do not slow the other down
-RUN = 3         # consecutive calls per run: the first after the pause, then the
-                # steady state of a training loop (the medians reported)
+SETTLE_S = 0.2  # after the first call of a run, untimed calls until this long after
+                # the pause: a virtual machine's idle cores come back slowly
+STEADY = 2      # timed calls per run after settling: a training loop's steady
+                # state (the medians reported)
 
 
 # ---------------------------------------------------------------------------
@@ -243,23 +245,33 @@ def diet_impls(device):
 
 def alternate(fns, reps, warmup, sync=lambda: None):
     """Run the callables in turn, ``warmup`` rounds untimed, then ``reps`` timed
-    rounds; in a round each one runs :data:`RUN` times in a row after a pause.
-    Returns ``{name: {"wall": [s, ...], "cpu": [...], "first_wall": [...],
-    "first_cpu": [...]}}``: the calls after the first of each run (a training
-    loop's steady state) and, apart, the first call after the pause."""
+    rounds.  In a round each one, after a pause of :data:`PAUSE_S`, is timed once
+    (the first call after the pause), called untimed until :data:`SETTLE_S` has
+    passed since the pause, and timed :data:`STEADY` times more (a training
+    loop's steady state).  Returns ``{name: {"wall": [s, ...], "cpu": [...],
+    "first_wall": [...], "first_cpu": [...]}}``."""
     times = {name: {"wall": [], "cpu": [], "first_wall": [], "first_cpu": []} for name in fns}
+
+    def timed(name, prefix, record):
+        fn = fns[name]
+        sync()
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        sync()
+        if record:
+            times[name][prefix + "wall"].append(time.perf_counter() - wall)
+            times[name][prefix + "cpu"].append(time.process_time() - cpu)
+
     for r in range(warmup + reps):
         for name, fn in fns.items():
             time.sleep(PAUSE_S)
-            for i in range(RUN):
-                sync()
-                wall, cpu = time.perf_counter(), time.process_time()
+            start = time.perf_counter()
+            timed(name, "first_", r >= warmup)
+            while time.perf_counter() - start < SETTLE_S:
                 fn()
                 sync()
-                if r >= warmup:
-                    prefix = "first_" if i == 0 else ""
-                    times[name][prefix + "wall"].append(time.perf_counter() - wall)
-                    times[name][prefix + "cpu"].append(time.process_time() - cpu)
+            for _ in range(STEADY):
+                timed(name, "", r >= warmup)
     return times
 
 
@@ -477,9 +489,10 @@ def section_train_step(args, configs, layouts, reps, warmup, memory):
             header.append("GPU pool MiB")
     table(header, rows)
     print(f"{reps} timed rounds after {warmup} warm-up round(s), the implementations "
-          f"alternated; in each round an implementation runs {RUN} steps in a row after a "
-          f"{PAUSE_S} s pause.  Wall and CPU ms are medians of the steps after the first "
-          "(a training loop's steady state); the first step after the pause is shown apart.  "
+          f"alternated; in each round an implementation runs after a {PAUSE_S} s pause: one "
+          f"step timed apart (the first after the pause), untimed steps until {SETTLE_S} s "
+          f"have passed, then {STEADY} timed steps, a training loop's steady state, whose "
+          "medians are the wall and CPU ms.  "
           f"The baseline is the faster PyTorch loop order on the {args.clock} clock.  Peak RSS: the max resident set of a child process "
           "that runs two steps of one implementation only, read by this process with "
           "os.wait4; the last column subtracts the RSS the child had before its first "
@@ -510,7 +523,7 @@ def section_conv(args, case, ceilings, reps):
     print(f"## Conv forward+backward, {case.arch} (B={case.batch}, T={case.T}, "
           f"{args.clock} clock)\n")
     xp, rng = case.xp, np.random.default_rng(0)
-    rows, total_flop, total = [], 0, {"diet_np": 0.0, "torch": 0.0}
+    rows, total_flop, total, total_first = [], 0, {"diet_np": 0.0, "torch": 0.0}, 0.0
     for layer in case.net.body.layers:
         if type(layer).__name__ != "Conv":
             continue
@@ -534,25 +547,29 @@ def section_conv(args, case, ceilings, reps):
         torch_fn = _torch_conv(x_host, w_host, dout_host, layer, args.device)
         if torch_fn:
             fns["torch"] = torch_fn
-        t = {k: median(v[args.clock]) for k, v in alternate(fns, reps, 1, case.sync).items()}
+        times = alternate(fns, reps, 1, case.sync)
+        t = {k: median(v[args.clock]) for k, v in times.items()}
+        first = median(times["diet_np"]["first_" + args.clock])
         macs = n * layer.out_shape[1] * layer.out_shape[2] * layer.channels * c_in * 9
         flop = 2 * macs * (2 if layer.first else 3)       # no dx for layer 1
         total_flop += flop
         rate = flop / t["diet_np"] / 1e9
         row = [layer.name, f"{n}x{c_in}x{h}x{w} -> {layer.channels}",
                algorithm(x.shape, wt.shape, layer.stride, layer.pad, xp), f"{flop / 1e9:.2f}",
-               f"{t['diet_np'] * 1e3:.1f}", f"{rate:.0f}",
+               f"{t['diet_np'] * 1e3:.1f}", f"{first * 1e3:.1f}", f"{rate:.0f}",
                " / ".join(f"{100 * rate / c:.0f}%" for c in ceilings)]
         for k in t:
             total[k] += t[k]
+        total_first += first
         if "torch" in t:
             row.append(f"{flop / t['torch'] / 1e9:.0f}")
         rows.append(row)
     overall = total_flop / total["diet_np"] / 1e9
     rows.append(["all convs", "", "", f"{total_flop / 1e9:.2f}", f"{total['diet_np'] * 1e3:.1f}",
-                 f"{overall:.0f}", " / ".join(f"{100 * overall / c:.0f}%" for c in ceilings)] +
+                 f"{total_first * 1e3:.1f}", f"{overall:.0f}", " / ".join(f"{100 * overall / c:.0f}%" for c in ceilings)] +
                 ([f"{total_flop / total['torch'] / 1e9:.0f}"] if total["torch"] else []))
-    table(["layer", "input -> C_out", "diet_np algorithm", "GFLOP", "diet_np ms", "diet_np GFLOP/s",
+    table(["layer", "input -> C_out", "diet_np algorithm", "GFLOP", "diet_np ms",
+           "diet_np ms, first call after the pause", "diet_np GFLOP/s",
            "of sgemm ceiling / of square sgemm"]
           + (["PyTorch GFLOP/s"] if total["torch"] else []), rows)
     print("GFLOP counts 2 per multiply-add of the direct convolution for the forward, the "
