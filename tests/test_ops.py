@@ -80,6 +80,8 @@ def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
     w = (rng.normal(size=(48, 32, 3, 3)) * 0.1).astype(np.float32)
     dout = rng.normal(size=(6, 48, 8, 8)).astype(np.float32)
     monkeypatch.setattr(conv, "CHUNK_COLUMNS", 64)                 # one image a chunk
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 0)
+    assert len(conv._chunks(x, 3, 3, 1, 1, w.dtype)) == 6
     results = {}
     for algorithm in ("im2col", "winograd"):
         monkeypatch.setenv("DIET_NP_CONV", algorithm)
@@ -94,6 +96,20 @@ def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
     assert conv.algorithm(x.shape, w.shape, 1, 1, np) == "winograd"
     assert conv.algorithm((6, 3, 8, 8), (48, 3, 3, 3), 1, 1, np) == "im2col"     # layer 1
     assert conv.algorithm(x.shape, w.shape, 1, 1, types.SimpleNamespace(__name__="cupy")) == "im2col"
+
+
+def test_cpu_chunks_widen_for_short_columns(monkeypatch):
+    """Chunks of whole images with CHUNK_COLUMNS output positions, or as many as fit
+    in CHUNK_BYTES when the columns are short (layer 1), a multiple of the workers
+    in number where the batch allows."""
+    monkeypatch.setenv("DIET_NP_THREADS", "2")
+    f32 = np.dtype(np.float32)
+    first = np.empty((32, 3, 32, 32), np.float32)                  # 27 rows: 2 MiB / 108 B
+    assert conv._chunks(first, 3, 3, 1, 1, f32) == [slice(0, 16), slice(16, 32)]
+    wide = np.empty((32, 64, 32, 32), np.float32)                  # 576 rows: 2048 columns
+    assert conv._chunks(wide, 3, 3, 1, 1, f32) == [slice(2 * i, 2 * i + 2) for i in range(16)]
+    odd = np.empty((5, 64, 32, 32), np.float32)
+    assert conv._chunks(odd, 3, 3, 1, 1, f32) == [slice(0, 2), slice(2, 4), slice(4, 5)]
 
 
 def test_winograd_transforms_and_their_adjoints():

@@ -9,9 +9,10 @@ Memory and speed: the column matrix of a whole folded batch (T*B images) is 9x
 the size of the input, so both directions walk the batch in chunks of whole
 images, and the backward recomputes each chunk's columns from the cached input
 instead of keeping them.  On the CPU a chunk has about :data:`CHUNK_COLUMNS`
-output positions, so that its columns stay in cache between im2col and the
-matrix product, which is still wide enough to run at full speed; the chunks
-run on the CPU pool of :mod:`diet_np.parallel`, one per core.  On a GPU
+output positions (more when its columns are short), so that its columns stay
+in cache between im2col and the matrix product, which is still wide enough to
+run at full speed; the chunks run on the CPU pool of :mod:`diet_np.parallel`,
+one per core.  On a GPU
 every chunk costs a dozen kernel launches and a narrow product leaves most of
 its cores idle, so a chunk is as wide as :data:`GPU_CHUNK_BYTES` of columns
 allows.
@@ -44,6 +45,11 @@ VGG's layer 1 with 3 channels, 1.25x slower at 16, 1.15x faster for 32 -> 64,
 
 CHUNK_COLUMNS = 2048
 """CPU: output positions (columns of im2col) per chunk; at least one whole image."""
+
+CHUNK_BYTES = 1 << 21
+"""CPU: a chunk takes more than :data:`CHUNK_COLUMNS` columns while they fit in this
+many bytes (short columns: few input channels, as in layer 1, where 16 chunks of
+2 images cost twice the time of 2 chunks of 16)."""
 
 GPU_CHUNK_BYTES = 1 << 28
 """CuPy: bytes of im2col columns per chunk (256 MiB); at least one whole image."""
@@ -120,15 +126,17 @@ def _inside(tap: int, size: int, out_size: int, stride: int, pad: int):
 
 def _chunks(x, kh, kw, stride, pad, dtype):
     """Slices of the batch, whole images, with at most about :data:`CHUNK_COLUMNS`
-    output positions each on the CPU, as many for each worker of the CPU pool,
-    and :data:`GPU_CHUNK_BYTES` of ``dtype`` columns each on CuPy."""
+    output positions each on the CPU (more while their columns fit in
+    :data:`CHUNK_BYTES`), as many for each worker of the CPU pool, and
+    :data:`GPU_CHUNK_BYTES` of ``dtype`` columns each on CuPy."""
     n, c, h, w = x.shape
     per_image = conv_output_size(h, kh, stride, pad) * conv_output_size(w, kw, stride, pad)
     xp = array_module(x)
+    column_bytes = c * kh * kw * dtype.itemsize
     if xp.__name__ == "cupy":
-        columns = GPU_CHUNK_BYTES // (c * kh * kw * dtype.itemsize)
+        columns = GPU_CHUNK_BYTES // column_bytes
     else:
-        columns = CHUNK_COLUMNS
+        columns = max(CHUNK_COLUMNS, CHUNK_BYTES // column_bytes)
     pool = min(workers(xp), n)
     count = -(-n // max(1, columns // per_image))            # chunks of at most `columns`
     count = -(-count // pool) * pool                         # the same number for each worker
