@@ -384,9 +384,12 @@ def section_machine(args):
     rows.append(("host malloc", "glibc keeps freed memory, for the whole process "
                  "(diet_np.host_memory, as diet_np's training loop sets it)"
                  if keep_freed_memory() else "as the environment has it (--malloc default)"))
+    from diet_np.ops import winograd
+
     rows.append(("diet_np convolutions", f"DIET_NP_CONV={os.environ.get('DIET_NP_CONV', 'auto')} "
                  "(auto: Winograd F(2x2,3x3) for 3x3 layers with >= 32 input channels on the "
-                 "CPU, im2col otherwise)"))
+                 f"CPU, F(4x4,3x3) from {winograd.WIDE_CHANNELS} channels on maps of at least "
+                 f"{winograd.WIDE_MAP}x{winograd.WIDE_MAP}, im2col otherwise)"))
     try:
         import torch
 
@@ -517,7 +520,6 @@ def section_conv(args, case, ceilings, reps):
     import numpy as np
 
     import diet_np.ops as ops
-    from diet_np.ops.conv import algorithm
     from diet_np.parallel import pool_scope
 
     print(f"## Conv forward+backward, {case.arch} (B={case.batch}, T={case.T}, "
@@ -555,7 +557,7 @@ def section_conv(args, case, ceilings, reps):
         total_flop += flop
         rate = flop / t["diet_np"] / 1e9
         row = [layer.name, f"{n}x{c_in}x{h}x{w} -> {layer.channels}",
-               algorithm(x.shape, wt.shape, layer.stride, layer.pad, xp), f"{flop / 1e9:.2f}",
+               _algorithm_name(x.shape, wt.shape, layer, xp), f"{flop / 1e9:.2f}",
                f"{t['diet_np'] * 1e3:.1f}", f"{first * 1e3:.1f}", f"{rate:.0f}",
                " / ".join(f"{100 * rate / c:.0f}%" for c in ceilings)]
         for k in t:
@@ -575,6 +577,17 @@ def section_conv(args, case, ceilings, reps):
     print("GFLOP counts 2 per multiply-add of the direct convolution for the forward, the "
           "weight gradient and the input gradient (layer 1, fed by the image, needs no input "
           "gradient); rates are effective: Winograd layers do 2.25x fewer multiply-adds.\n")
+
+
+def _algorithm_name(x_shape, w_shape, layer, xp):
+    """How diet_np computes this conv layer: im2col or Winograd F(m x m, 3x3)."""
+    from diet_np.ops import winograd
+    from diet_np.ops.conv import algorithm
+
+    if algorithm(x_shape, w_shape, layer.stride, layer.pad, xp) == "im2col":
+        return "im2col"
+    m = winograd.tile_size(x_shape)
+    return f"winograd F({m}x{m},3x3)"
 
 
 def _torch_conv(x_host, w_host, dout_host, layer, device):

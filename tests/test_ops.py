@@ -52,16 +52,21 @@ def test_conv_gradients(stride, pad):
     assert ops.conv2d_backward(dout, cache, need_dx=False)[0] is None
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd", "winograd-4x4"])
 def test_3x3_conv_by_each_algorithm(algorithm, monkeypatch):
-    """Both algorithms of a 3x3 stride-1 pad-1 convolution against the loops and
-    finite differences; Winograd's path is the one that ran when it is chosen."""
-    monkeypatch.setenv("DIET_NP_CONV", algorithm)
-    calls = []
+    """Each algorithm of a 3x3 stride-1 pad-1 convolution against the loops and
+    finite differences; Winograd's path, with the tile size asked for, is the one
+    that ran when it is chosen."""
+    monkeypatch.setenv("DIET_NP_CONV", algorithm.split("-")[0])
+    if algorithm == "winograd-4x4":
+        monkeypatch.setattr(winograd, "WIDE_CHANNELS", 2)
+        monkeypatch.setattr(winograd, "WIDE_MAP", 4)
+    positions = []
     monkeypatch.setattr(winograd, "conv_chunk",
-                        lambda *a, _f=winograd.conv_chunk: calls.append(1) or _f(*a))
+                        lambda x, u, out, _f=winograd.conv_chunk:
+                        positions.append(u.shape[0]) or _f(x, u, out))
     rng = np.random.default_rng(3)
-    x, w = rng.normal(size=(3, 2, 6, 4)), rng.normal(size=(5, 2, 3, 3))
+    x, w = rng.normal(size=(3, 2, 8, 4)), rng.normal(size=(5, 2, 3, 3))
     out, cache = ops.conv2d_forward(x, w, 1, 1)
     np.testing.assert_allclose(out, conv_loops(x, w, 1, 1), rtol=1e-12, atol=1e-12)
     dout = rng.normal(size=out.shape)
@@ -69,12 +74,24 @@ def test_3x3_conv_by_each_algorithm(algorithm, monkeypatch):
     f = loss_of(lambda: ops.conv2d_forward(x, w, 1, 1)[0], dout)
     assert relative_error(dx, numerical_gradient(f, x)) < TOL
     assert relative_error(dw, numerical_gradient(f, w)) < TOL
-    assert (len(calls) > 0) == (algorithm == "winograd")
+    expected = {"im2col": set(), "winograd": {16}, "winograd-4x4": {36}}[algorithm]
+    assert set(positions) == expected
+
+
+def test_tile_size_by_channels_and_map():
+    """F(4x4, 3x3) for wide layers whose maps divide by 4, F(2x2, 3x3) otherwise."""
+    wide = winograd.WIDE_CHANNELS
+    assert winograd.tile_size((8, wide, 8, 8)) == winograd.tile_size((8, wide, 32, 16)) == 4
+    assert winograd.tile_size((8, wide, 4, 4)) == 2                # one tile per image
+    assert winograd.tile_size((8, wide, 2, 2)) == 2
+    assert winograd.tile_size((8, wide, 8, 6)) == 2
+    assert winograd.tile_size((8, wide - 1, 8, 8)) == 2
 
 
 def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
-    """A VGG-sized layer fed with spikes, in several chunks: the two algorithms
-    agree to float32 rounding; odd map sizes fall back to im2col."""
+    """A VGG-sized layer fed with spikes, in several chunks: Winograd agrees with
+    im2col to float32 rounding (F(2x2, 3x3): 5 digits of the largest value;
+    F(4x4, 3x3), with its larger coefficients: 4); odd map sizes fall back to im2col."""
     rng = np.random.default_rng(4)
     x = rng.random((6, 32, 8, 8)) < 0.2
     w = (rng.normal(size=(48, 32, 3, 3)) * 0.1).astype(np.float32)
@@ -83,16 +100,21 @@ def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
     monkeypatch.setattr(conv, "CHUNK_BYTES", 0)
     assert len(conv._chunks(x, 3, 3, 1, 1, w.dtype)) == 6
     results = {}
-    for algorithm in ("im2col", "winograd"):
+    for algorithm, wide in (("im2col", 128), ("winograd", 128), ("winograd", 32)):
         monkeypatch.setenv("DIET_NP_CONV", algorithm)
+        monkeypatch.setattr(winograd, "WIDE_CHANNELS", wide)     # 32: F(4x4, 3x3)
         out, cache = ops.conv2d_forward(x, w, 1, 1)
-        results[algorithm] = (out,) + ops.conv2d_backward(dout, cache)
-    for a, b in zip(results["im2col"], results["winograd"]):
-        assert a.dtype == b.dtype == np.float32
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * float(np.abs(a).max()))
+        results[algorithm, wide] = (out,) + ops.conv2d_backward(dout, cache)
+    for key, digits in ((("winograd", 128), 5), (("winograd", 32), 4)):
+        for a, b in zip(results["im2col", 128], results[key]):
+            assert a.dtype == b.dtype == np.float32
+            scale = float(np.abs(a).max())
+            np.testing.assert_allclose(b, a, rtol=10.0 ** -(digits - 1),
+                                       atol=10.0 ** -digits * scale, err_msg=str(key))
+    monkeypatch.undo()
+    monkeypatch.delenv("DIET_NP_CONV", raising=False)       # auto: by input channels and device
     assert not winograd.applies((6, 32, 7, 8), w.shape, 1, 1)
     assert not winograd.applies(x.shape, w.shape, 2, 1)
-    monkeypatch.delenv("DIET_NP_CONV")                      # auto: by input channels and device
     assert conv.algorithm(x.shape, w.shape, 1, 1, np) == "winograd"
     assert conv.algorithm((6, 3, 8, 8), (48, 3, 3, 3), 1, 1, np) == "im2col"     # layer 1
     assert conv.algorithm(x.shape, w.shape, 1, 1, types.SimpleNamespace(__name__="cupy")) == "im2col"
@@ -112,23 +134,26 @@ def test_cpu_chunks_widen_for_short_columns(monkeypatch):
     assert conv._chunks(odd, 3, 3, 1, 1, f32) == [slice(0, 2), slice(2, 4), slice(4, 5)]
 
 
-def test_winograd_transforms_and_their_adjoints():
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_transforms_and_their_adjoints(m):
     """Each backward transform is the adjoint of its forward one: <T a, b> = <a, T' b>."""
     rng = np.random.default_rng(5)
-    x, w = rng.normal(size=(2, 3, 6, 4)), rng.normal(size=(5, 3, 3, 3))
-    v = winograd.transform_input(x, np.float64)
+    x, w = rng.normal(size=(2, 3, 8, 4)), rng.normal(size=(5, 3, 3, 3))
+    v = winograd.transform_input(x, np.float64, m)
+    assert v.shape == ((m + 2) ** 2, 2 * 8 * 4 // m ** 2, 3)
     dv = rng.normal(size=v.shape)
     dx = np.empty_like(x)
     winograd.input_gradient(dv, dx)
-    assert np.isclose(np.vdot(v, dv), np.vdot(x, dx))
-    u = winograd.transform_weight(w)
+    assert np.isclose(np.vdot(v, dv), np.vdot(x, dx), rtol=1e-12)
+    u = winograd.transform_weight(w, m)
     du = rng.normal(size=u.shape)
-    assert np.isclose(np.vdot(u, du), np.vdot(w, winograd.weight_gradient(du)))
-    m = rng.normal(size=(16, v.shape[1], 5))
-    y = np.empty((2, 5, 6, 4))
-    winograd.transform_output(m, y)
+    assert np.isclose(np.vdot(u, du), np.vdot(w, winograd.weight_gradient(du)), rtol=1e-12)
+    mt = rng.normal(size=((m + 2) ** 2, v.shape[1], 5))
+    y = np.empty((2, 5, 8, 4))
+    winograd.transform_output(mt, y)
     dy = rng.normal(size=y.shape)
-    assert np.isclose(np.vdot(y, dy), np.vdot(m, winograd.transform_output_grad(dy)))
+    assert np.isclose(np.vdot(y, dy), np.vdot(mt, winograd.transform_output_grad(dy, m)),
+                      rtol=1e-12)
 
 
 def test_unknown_conv_algorithm_is_named(monkeypatch):

@@ -18,8 +18,9 @@ its cores idle, so a chunk is as wide as :data:`GPU_CHUNK_BYTES` of columns
 allows.
 
 3x3 stride-1 pad-1 convolutions (all of VGG's but layer 1) run by default on
-the CPU through Winograd's F(2x2, 3x3) (:mod:`diet_np.ops.winograd`, 2.25x fewer
-multiplications, the same chunks); the environment variable ``DIET_NP_CONV``
+the CPU through Winograd's F(2x2, 3x3), or F(4x4, 3x3) for wide layers
+(:mod:`diet_np.ops.winograd`, 2.25x or 4x fewer multiplications, the same
+chunks); the environment variable ``DIET_NP_CONV``
 picks the algorithm: ``im2col``, ``winograd`` (where it applies) or ``auto``
 (the default: Winograd on NumPy for layers with at least :data:`WINOGRAD_MIN_CHANNELS`
 input channels, im2col otherwise and on CuPy, whose measured GPU figures are
@@ -189,7 +190,7 @@ def conv2d_forward(x, w, stride: int = 1, pad: int = 0):
     wo = conv_output_size(x.shape[3], kw, stride, pad)
     out = xp.empty((x.shape[0], c_out, ho, wo), dtype=w.dtype)
     if algorithm(x.shape, w.shape, stride, pad, xp) == "winograd":
-        u = winograd.transform_weight(w)
+        u = winograd.transform_weight(w, winograd.tile_size(x.shape))
 
         def chunk(part):
             winograd.conv_chunk(x[part], u, out[part])
@@ -246,7 +247,7 @@ def _winograd_backward(dout, x, w, dx):
     """Writes dx (unless None) and returns dw for a convolution that ran through
     :mod:`winograd` (see :func:`winograd.backward_chunk`)."""
     xp = array_module(dout, w)
-    u = winograd.transform_weight(w)
+    u = winograd.transform_weight(w, winograd.tile_size(x.shape))
     du = sum_in_order(map_chunks(lambda part: winograd.backward_chunk(
         x[part], dout[part], u, None if dx is None else dx[part]),
         _chunks(x, 3, 3, 1, 1, w.dtype), xp), xp)
