@@ -72,7 +72,8 @@ QUICK = {"small": ("vgg5", 8, 2), "vgg16": ("vgg16", 2, 2)}
 PAUSE_S = 0.2   # between alternated runs, so that one library's idle spinning
                 # threads do not slow the other down
 SETTLE_S = 0.2  # after the first call of a run, untimed calls until this long after
-                # the pause: a virtual machine's idle cores come back slowly
+                # the pause: after an idle pause two workers ran at one's speed for
+                # tens of milliseconds on the project's machine (pause_probe.py)
 STEADY = 2      # timed calls per run after settling: a training loop's steady
                 # state (the medians reported)
 
@@ -496,10 +497,11 @@ def section_train_step(args, configs, layouts, reps, warmup, memory):
           f"step timed apart (the first after the pause), untimed steps until {SETTLE_S} s "
           f"have passed, then {STEADY} timed steps, a training loop's steady state, whose "
           "medians are the wall and CPU ms.  "
-          f"The baseline is the faster PyTorch loop order on the {args.clock} clock.  Peak RSS: the max resident set of a child process "
-          "that runs two steps of one implementation only, read by this process with "
-          "os.wait4; the last column subtracts the RSS the child had before its first "
-          "step (libraries, parameters, data).\n")
+          f"The baseline is the faster PyTorch loop order on the {args.clock} clock.  "
+          "Peak RSS: the max resident set of a child process that runs two steps of one "
+          "implementation only, read by this process with os.wait4; the last column "
+          "subtracts the RSS the child had before its first step (libraries, parameters, "
+          "data).\n")
 
 
 def section_eval(args, configs, layouts, reps, warmup):
@@ -568,7 +570,8 @@ def section_conv(args, case, ceilings, reps):
         rows.append(row)
     overall = total_flop / total["diet_np"] / 1e9
     rows.append(["all convs", "", "", f"{total_flop / 1e9:.2f}", f"{total['diet_np'] * 1e3:.1f}",
-                 f"{total_first * 1e3:.1f}", f"{overall:.0f}", " / ".join(f"{100 * overall / c:.0f}%" for c in ceilings)] +
+                 f"{total_first * 1e3:.1f}", f"{overall:.0f}",
+                 " / ".join(f"{100 * overall / c:.0f}%" for c in ceilings)] +
                 ([f"{total_flop / total['torch'] / 1e9:.0f}"] if total["torch"] else []))
     table(["layer", "input -> C_out", "diet_np algorithm", "GFLOP", "diet_np ms",
            "diet_np ms, first call after the pause", "diet_np GFLOP/s",
