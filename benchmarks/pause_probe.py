@@ -24,10 +24,28 @@ from bench_train_step import configure_environment, parse_args  # noqa: E402
 ROUNDS = 5
 
 
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0; got {text!r}")
+        return value
+    return parse
+
+
+def _pauses(text):
+    """'0.2,0.05' -> [0.2, 0.05]: positive seconds."""
+    return [_positive(float)(part) for part in text.split(",")]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--calls", type=int, default=8, help="calls timed after each pause")
-    p.add_argument("--pauses", default="0.2,0.05,0.01", help="seconds, comma-separated")
+    p.add_argument("--calls", type=_positive(int), default=8, help="calls timed after each pause")
+    p.add_argument("--pauses", type=_pauses, default="0.2,0.05,0.01",
+                   help="seconds, comma-separated")
     args = p.parse_args()
     configure_environment(parse_args([]))      # the benchmark's BLAS kernels, kept memory
 
@@ -54,7 +72,7 @@ def main():
         os.environ[parallel.ENV_THREADS] = str(workers)
         for _ in range(3):
             call()
-        for pause in (float(s) for s in args.pauses.split(",")):
+        for pause in args.pauses:
             rounds = []
             for _ in range(ROUNDS):
                 time.sleep(pause)

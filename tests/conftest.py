@@ -35,6 +35,21 @@ def with_thresholds(params, value):
     return params
 
 
+CONV_CHOICES = ["im2col", "winograd", "winograd-4x4"]
+"""Convolution paths to test: im2col, Winograd with the layer's own tile size (F(2x2,
+3x3) for the small layers of the tests), and Winograd forced to F(4x4, 3x3)."""
+
+
+def select_conv(monkeypatch, choice):
+    """Run the convolutions of this test through ``choice`` (one of CONV_CHOICES)."""
+    from diet_np.ops import winograd
+
+    monkeypatch.setenv("DIET_NP_CONV", choice.split("-")[0])
+    if choice == "winograd-4x4":                 # any channel count, maps from 4x4
+        monkeypatch.setattr(winograd, "WIDE_CHANNELS", 1)
+        monkeypatch.setattr(winograd, "WIDE_MAP", 4)
+
+
 def check_percent_notebook(path):
     """A lesson is a jupytext percent notebook with markdown cells that cites equations."""
     text = path.read_text()

@@ -3,13 +3,13 @@ independent reference implementation of the spec (true spiking mode)."""
 import numpy as np
 import pytest
 
-from conftest import lively_params
+from conftest import CONV_CHOICES, lively_params, select_conv
 from diet_np.architectures import build_network, vgg
 from diet_np.gradcheck import (DEFAULT_TOL, check_network_gradients, network_kink_margin,
                                network_loss_fn)
 from diet_np.layers import Conv, Flatten, Neuron, Readout, ResidualBlock, AvgPool
 from diet_np.network import Network
-from diet_np.ops import softmax_cross_entropy, winograd
+from diet_np.ops import softmax_cross_entropy
 from reference_snn import reference_grads
 
 MARGIN = 1e-3   # no neuron closer than this to a kink (z = 0, +-1) at the base point
@@ -39,12 +39,9 @@ def draw_case(net, seed, T, surrogate="triangle", dropout_seed=3):
 
 @pytest.mark.parametrize("surrogate", ["triangle", "fast_sigmoid", "atan"])
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("conv", ["im2col", "winograd", "winograd-4x4"])
+@pytest.mark.parametrize("conv", CONV_CHOICES)
 def test_small_snn_smooth_mode_every_parameter(surrogate, seed, conv, monkeypatch):
-    monkeypatch.setenv("DIET_NP_CONV", conv.split("-")[0])    # each convolution algorithm
-    if conv == "winograd-4x4":                                 # F(4x4, 3x3) on both layers
-        monkeypatch.setattr(winograd, "WIDE_CHANNELS", 1)
-        monkeypatch.setattr(winograd, "WIDE_MAP", 4)
+    select_conv(monkeypatch, conv)                # each convolution path, F(4x4) on both layers
     net = small_vgg()
     params, x, y = draw_case(net, seed, T=4, surrogate=surrogate)
     _, trace = network_loss_fn(net, params, x, y, T=4, dropout_seed=3, smooth=True).run()

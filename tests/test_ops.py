@@ -4,6 +4,7 @@ import types
 import numpy as np
 import pytest
 
+from conftest import CONV_CHOICES, select_conv
 from reference_snn import conv_loops
 
 from diet_np import ops
@@ -52,15 +53,12 @@ def test_conv_gradients(stride, pad):
     assert ops.conv2d_backward(dout, cache, need_dx=False)[0] is None
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd", "winograd-4x4"])
+@pytest.mark.parametrize("algorithm", CONV_CHOICES)
 def test_3x3_conv_by_each_algorithm(algorithm, monkeypatch):
     """Each algorithm of a 3x3 stride-1 pad-1 convolution against the loops and
     finite differences; Winograd's path, with the tile size asked for, is the one
     that ran when it is chosen."""
-    monkeypatch.setenv("DIET_NP_CONV", algorithm.split("-")[0])
-    if algorithm == "winograd-4x4":
-        monkeypatch.setattr(winograd, "WIDE_CHANNELS", 2)
-        monkeypatch.setattr(winograd, "WIDE_MAP", 4)
+    select_conv(monkeypatch, algorithm)
     positions = []
     monkeypatch.setattr(winograd, "conv_chunk",
                         lambda x, u, out, _f=winograd.conv_chunk:

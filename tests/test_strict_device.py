@@ -1,11 +1,11 @@
 """A full training step on the strict test device, which refuses NumPy like CuPy does."""
 import numpy as np
 import pytest
-from conftest import with_thresholds
+from conftest import CONV_CHOICES, select_conv, with_thresholds
 
 from diet_np.architectures import vgg
 from diet_np.backend import BackendError, default_rng, get_xp, to_device, to_host
-from diet_np.ops import softmax_cross_entropy, winograd
+from diet_np.ops import softmax_cross_entropy
 from diet_np.optim import Adam, clamp_neuron_params
 from diet_np.strict import StrictDeviceError
 
@@ -19,15 +19,12 @@ def training_step(net, params, opt, x, y, rng, T):
     return loss, trace
 
 
-@pytest.mark.parametrize("conv", ["im2col", "winograd", "winograd-4x4"])
+@pytest.mark.parametrize("conv", CONV_CHOICES)
 def test_training_step_on_strict_device_equals_numpy(conv, monkeypatch):
     """Bit for bit, under each convolution algorithm (Winograd's transforms use no
     NumPy-only call either, so they would run on CuPy too)."""
     monkeypatch.setenv("DIET_NP_THREADS", "1")     # the strict device, like CuPy, has no CPU pool
-    monkeypatch.setenv("DIET_NP_CONV", conv.split("-")[0])
-    if conv == "winograd-4x4":
-        monkeypatch.setattr(winograd, "WIDE_CHANNELS", 1)
-        monkeypatch.setattr(winograd, "WIDE_MAP", 4)
+    select_conv(monkeypatch, conv)
     net = vgg([4, "A", 6, "A"], [16], num_classes=5, input_shape=(3, 8, 8),
               dropout={"conv": 0.2, "fc": 0.5})
     host = net.init_params(0)

@@ -203,7 +203,7 @@ def _output_adjoint_4(xp, y, out):
     out1,2 = (y0 + y2) +- (y1 + y3), out3,4 = (y0 + 4 y2) +- (2 y1 + 8 y3)."""
     out[0][...] = y[0]
     out[5][...] = y[3]
-    even, odd = out[3], out[4]                 # scratch until the last two lines
+    even, odd = out[3], out[4]                 # scratch for out1 and out2 first
     xp.add(y[0], y[2], out=even)
     xp.add(y[1], y[3], out=odd)
     xp.add(even, odd, out=out[1])
