@@ -16,12 +16,14 @@ import os
 
 import numpy as np
 
+from .errors import DietError
+
 TRAIN_DTYPE = np.float32
 CHECK_DTYPE = np.float64
 DEVICES = ("cpu", "gpu", "strict")
 
 
-class BackendError(ValueError):
+class BackendError(DietError, ValueError):
     """A device that cannot be used, or arrays from two libraries mixed."""
 
 

@@ -27,11 +27,13 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
 from .backend import to_device, to_host
+from .errors import DietError
 
 FORMAT = "diet_np.checkpoint"
 VERSION = 1
@@ -40,7 +42,7 @@ PARAM_PREFIX = "param/"
 OPTIM_PREFIX = "optim/"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DietError, ValueError):
     """A checkpoint that is missing, damaged, not ours, or does not fit the model."""
 
 
@@ -201,6 +203,9 @@ def load_checkpoint(path, xp=np) -> Checkpoint:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist"
                               if not os.path.exists(path) else f"checkpoint {path!r} is not a file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {path!r} is not an .npz (zip) file: truncated, "
+                              "corrupt, or another kind of file")
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as exc:

@@ -9,7 +9,8 @@
 
 Every long loop shows a progress bar; training writes ``log.jsonl``,
 ``curves.png`` and an atomic ``checkpoint.npz`` each epoch and continues with
-``--resume``.
+``--resume``.  A command that reads a checkpoint takes its data set, subset and
+normalisation from it; a data flag that disagrees is refused.
 """
 from __future__ import annotations
 
@@ -19,30 +20,42 @@ import os
 import sys
 
 from .architectures import ARCHITECTURES, build_network
-from .backend import BackendError, get_xp
-from .checkpoint import CheckpointError
-from .conversion import ConversionError
-from .data import DATASETS, DataError
+from .backend import get_xp
+from .data import DATASETS
+from .errors import ChanceLevelError, ConfigError, DietError, chance_level
+from .host_memory import keep_freed_memory
 from .metrics import energy_table
-from .pipeline import (convert_model, load_data, load_model, report, run_all, save_model)
-from .strict import StrictDeviceError
-from .training import ann_config, diet_config, evaluate, fit
+from .model_file import data_conflicts, fingerprint, read_model
+from .outputs import check_output_file, check_run_dir
+from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
+                       save_model, use_model_normalisation)
+from .training import CHECKPOINT, TrainConfig, ann_config, diet_config, evaluate, fit
 
-USER_ERRORS = (ValueError, TypeError, KeyError, DataError, CheckpointError, BackendError,
-               ConversionError, StrictDeviceError, FileNotFoundError, PermissionError)
+TRAINING_COMMANDS = ("demo", "train-ann", "finetune")
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+def _int_at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
+        return value
+    return parse
+
+
+_positive_int = _int_at_least(1)
 
 
 def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
@@ -51,13 +64,17 @@ def _common(p, data=True):
                    help="cpu (NumPy) or gpu (CuPy); a missing GPU is an error")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if data:
-        p.add_argument("--dataset", choices=DATASETS, default="shapes",
-                       help="shapes (embedded, no download), cifar10 or cifar100")
+        p.add_argument("--dataset", choices=DATASETS, default=None,
+                       help="shapes (embedded, no download), cifar10 or cifar100 (default: the "
+                            "checkpoint's, else shapes)")
         p.add_argument("--data-dir", default=None,
                        help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np)")
         p.add_argument("--no-download", action="store_true", help="never download CIFAR")
-        p.add_argument("--n-train", type=_positive_int, default=5000, help="shapes: training images")
-        p.add_argument("--n-test", type=_positive_int, default=1000, help="shapes: test images")
+        p.add_argument("--n-train", type=_positive_int, default=None,
+                       help="training images: shapes draws this many (default 5000), CIFAR "
+                            "takes the first N (default all)")
+        p.add_argument("--n-test", type=_positive_int, default=None,
+                       help="test images, likewise (shapes default 1000)")
         p.add_argument("--test-images", type=_positive_int, default=None,
                        help="evaluate on the first N test images only (default: all)")
 
@@ -66,11 +83,20 @@ def _training(p, ann):
     p.add_argument("--epochs", type=_positive_int, default=30 if ann else 10)
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--lr", type=_positive_float, default=1e-2 if ann else 1e-4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seeds initialisation, shuffling, augmentation and dropout")
     p.add_argument("--no-augment", action="store_true", help="no random crop + flip")
     p.add_argument("--schedule", choices=("step", "cosine"), default="step")
     p.add_argument("--out", required=True, help="run directory (checkpoint, log, curves)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    _run_flags(p)
+
+
+def _run_flags(p):
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (same data and settings; a larger --epochs "
+                        "extends it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run in --out instead of refusing")
 
 
 def build_parser():
@@ -87,8 +113,10 @@ def build_parser():
     p.add_argument("--find-steps", type=_positive_int, default=32)
     p.add_argument("--scale", type=_positive_float, default=0.6)
     p.add_argument("--diet-lr", type=_positive_float, default=1e-3)
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seeds both training stages (initialisation, shuffling, dropout)")
     p.add_argument("--out", default=os.path.join("runs", "demo"))
-    p.add_argument("--resume", action="store_true")
+    _run_flags(p)
 
     p = sub.add_parser("train-ann", help="train the ANN (SGD, step schedule, crop + flip)")
     _common(p)
@@ -104,6 +132,7 @@ def build_parser():
     _common(p)
     p.add_argument("--checkpoint", required=True, help="an ANN checkpoint")
     p.add_argument("--out", required=True, help="where to write the converted SNN (.npz)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--find-steps", type=_positive_int, default=100, help="T_find (authors: 100)")
     p.add_argument("--images", type=_positive_int, default=512, help="images in the search batch")
     p.add_argument("--scale", type=_positive_float, default=0.7, help="threshold scaling factor")
@@ -135,9 +164,55 @@ def build_parser():
     return parser
 
 
-def _data(args):
-    kw = {"n_train": args.n_train, "n_test": args.n_test} if args.dataset == "shapes" else {}
-    dataset = load_data(args.dataset, root=args.data_dir, download=not args.no_download, **kw)
+def explicit_flags(parser, argv) -> set:
+    """The destinations of the flags given on the command line (not defaults):
+    ``argv`` parsed again with every default suppressed."""
+    actions = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                actions.extend(sub._actions)
+    saved = [(a, a.default) for a in actions if a.dest not in ("help", "command")]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv))) - {"command"}
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
+# --------------------------------------------------------------------------
+# data: from the checkpoint where there is one
+# --------------------------------------------------------------------------
+def _data(args, recorded=None, *, source=""):
+    """Load the data set: the one ``recorded`` in a checkpoint (its name, subset
+    and normalisation) or, without a checkpoint, the one the flags name.  A flag
+    that names another data set or subset than the recorded one is refused."""
+    wanted = {"name": args.dataset, "n_train": args.n_train}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    if recorded is None:
+        spec = dict(name=args.dataset or "shapes", n_train=args.n_train, n_test=args.n_test)
+    else:
+        clash = data_conflicts(recorded, wanted)
+        if clash:
+            raise ConfigError(f"the data flags disagree with {source}: {'; '.join(clash)}; leave "
+                              "them out to use the checkpoint's data")
+        spec = dict(name=recorded["name"], n_train=recorded["n_train"],
+                    n_test=args.n_test or recorded["n_test"], seed=recorded["seed"] or 0)
+    dataset = load_data(**spec, root=args.data_dir, download=not args.no_download)
+    if recorded is not None:
+        for key, have in (("num_classes", dataset.num_classes),
+                          ("input_shape", list(dataset.x_train.shape[1:]))):
+            if recorded[key] != have:
+                raise ConfigError(f"{source} was trained with {key} {recorded[key]}, but "
+                                  f"{dataset.name} here has {have}")
+        if fingerprint(dataset) != recorded["fingerprint"]:
+            print(f"note: these {dataset.name} training images differ from the ones {source} "
+                  "was trained on (another copy of the data?); using its normalisation",
+                  file=sys.stderr)
+    print(f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test "
+          f"images" + (f" ({dataset.note})" if dataset.note else ""))
     if args.test_images is not None and args.test_images < len(dataset.x_test):
         dataset.x_test = dataset.x_test[:args.test_images]
         dataset.y_test = dataset.y_test[:args.test_images]
@@ -145,40 +220,86 @@ def _data(args):
     return dataset
 
 
-def _cmd_demo(args):
+def _model_data(args, model):
+    dataset = _data(args, model.data, source=f"checkpoint {model.path}")
+    use_model_normalisation(dataset, model)
+    return dataset
+
+
+def _stored_run(args, expect_kind):
+    """The checkpoint of the run in ``--out`` that ``--resume`` continues, or None."""
+    path = os.path.join(args.out, CHECKPOINT)
+    if not (args.resume and os.path.exists(path)):
+        return None
+    return read_model(path, expect_kind=None if expect_kind is None else (expect_kind,))
+
+
+def _config(base: TrainConfig, args, explicit, flags) -> TrainConfig:
+    """``base`` with the flags applied (``flags``: dest -> (field, convert)): all of
+    them for a new run, only the explicitly given ones (``explicit``, a set of
+    dests) when resuming, where the stored settings stand in for the defaults."""
+    changes = {field: convert(getattr(args, dest)) for dest, (field, convert) in flags.items()
+               if explicit is None or dest in explicit}
+    cfg = TrainConfig.from_dict({**base.to_dict(), **changes})
+    cfg.validate()
+    return cfg
+
+
+_SAME = (lambda v: v)
+_TRAINING_FLAGS = {"epochs": ("epochs", _SAME), "batch_size": ("batch_size", _SAME),
+                   "lr": ("lr", _SAME), "seed": ("seed", _SAME),
+                   "no_augment": ("augment", lambda v: not v), "schedule": ("schedule", _SAME)}
+
+
+# --------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------
+def _cmd_demo(args, explicit):
     dataset = _data(args)
-    print(f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test images")
     # A short schedule: Adam instead of the paper's 100+ epochs of SGD, no augmentation.
     ann_cfg = ann_config(epochs=args.ann_epochs, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                         schedule="cosine", batch_size=32, augment=False,
+                         schedule="cosine", batch_size=32, augment=False, seed=args.seed,
                          dropout={"conv": 0.1, "fc": 0.2})
     diet_cfg = diet_config(epochs=args.diet_epochs, T=args.timesteps, lr=args.diet_lr,
-                           batch_size=32, augment=False)
+                           batch_size=32, augment=False, seed=args.seed)
     run_all(dataset, args.arch, args.out, ann_cfg, diet_cfg, device=args.device,
             T_find=args.find_steps, scale=args.scale, images=256, long_T=args.long_timesteps,
-            resume=args.resume, show_progress=not args.quiet)
+            resume=args.resume, overwrite=args.overwrite, show_progress=not args.quiet)
 
 
-def _cmd_train_ann(args):
-    dataset, xp = _data(args), get_xp(args.device)
-    cfg = ann_config(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                     augment=not args.no_augment, schedule=args.schedule,
-                     weight_decay=args.weight_decay, momentum=args.momentum,
-                     optimizer=args.optimizer, dropout=dict(zip(("conv", "fc"), args.dropout)))
-    cfg.validate()
+def _cmd_train_ann(args, explicit):
+    stored = _stored_run(args, "ann")
+    check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+    if stored is not None and "arch" not in explicit:
+        args.arch = stored.arch
+    cfg = _config(TrainConfig.from_dict(stored.config) if stored else ann_config(), args,
+                  explicit if stored else None, {
+                      **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
+                      "momentum": ("momentum", _SAME), "optimizer": ("optimizer", _SAME),
+                      "dropout": ("dropout", lambda v: dict(zip(("conv", "fc"), v)))})
+    xp = get_xp(args.device)
+    dataset = _data(args, stored.data if stored else None, source=f"the run in {args.out}")
     net = build_network(args.arch, dataset.num_classes)
-    params = net.init_params(args.seed, xp)
+    params = net.init_params(cfg.seed, xp)
     fit(net, params, dataset, cfg, args.out, arch=args.arch, xp=xp, resume=args.resume,
-        show_progress=not args.quiet)
+        overwrite=args.overwrite, show_progress=not args.quiet)
 
 
-def _cmd_convert(args):
-    dataset, xp = _data(args), get_xp(args.device)
-    net, params, meta = load_model(args.checkpoint, xp, expect_kind=("ann",), dataset=dataset)
+def _cmd_convert(args, explicit):
+    xp = get_xp(args.device)
+    net, params, model = load_model(args.checkpoint, xp, expect_kind=("ann",))
+    last = model.history[-1]["test_acc"] if model.history else None
+    if last is not None and last < chance_level(net.num_classes):
+        raise ChanceLevelError(f"{args.checkpoint}: the ANN's last test accuracy {last:.4f} is at "
+                               "chance level; train it further before converting it")
+    check_output_file(args.out, overwrite=args.overwrite, inputs=[args.checkpoint])
+    dataset = _model_data(args, model)
     snn, found = convert_model(net, params, dataset, xp, T_find=args.find_steps, scale=args.scale,
                                images=args.images, show_progress=not args.quiet)
-    save_model(args.out, net, snn, meta["arch"], dataset, "snn", max(args.timesteps or [5]),
-               {"unscaled_thresholds": found, "scale": args.scale, "T_find": args.find_steps})
+    save_model(args.out, snn, arch=model.arch, kind="snn", T=max(args.timesteps or [5]),
+               data=model.data, origin={"converted_from": args.checkpoint,
+                                        "unscaled_thresholds": found, "scale": args.scale,
+                                        "T_find": args.find_steps, "images": args.images})
     print(f"thresholds (before scaling by {args.scale}): "
           + ", ".join(f"{k} {v:.4g}" for k, v in found.items()))
     print(f"converted SNN written to {args.out}")
@@ -188,48 +309,66 @@ def _cmd_convert(args):
         print(f"converted SNN, T={T}: test accuracy {ev.accuracy:.4f}")
 
 
-def _cmd_finetune(args):
-    dataset, xp = _data(args), get_xp(args.device)
-    net, params, meta = load_model(args.checkpoint, xp, expect_kind=("snn",), dataset=dataset)
-    if os.path.abspath(args.checkpoint) == os.path.abspath(os.path.join(args.out, "checkpoint.npz")):
-        raise ValueError("--out must differ from the starting checkpoint's folder "
-                         "(use --resume to continue a fine-tuning run)")
-    cfg = diet_config(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, T=args.timesteps,
-                      seed=args.seed, augment=not args.no_augment, schedule=args.schedule,
-                      dropout={"conv": args.dropout, "fc": args.dropout})
-    cfg.validate()
-    origin = (f"converted, thresholds from T_find={meta['T_find']}" if "T_find" in meta
-              else f"SNN trained at T={meta['T']}")
-    print(f"fine-tuning {meta['arch']} ({origin}) at T={cfg.T}")
-    fit(net, params, dataset, cfg, args.out, arch=meta["arch"], xp=xp, resume=args.resume,
-        show_progress=not args.quiet)
+def _cmd_finetune(args, explicit):
+    stored = _stored_run(args, "snn")
+    if os.path.abspath(args.checkpoint) == os.path.abspath(os.path.join(args.out, CHECKPOINT)):
+        raise ConfigError(f"--checkpoint {args.checkpoint} is the run file in --out {args.out}: "
+                          "fine-tune into another folder (--resume continues a run by --out alone)")
+    check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+    cfg = _config(TrainConfig.from_dict(stored.config) if stored else diet_config(), args,
+                  explicit if stored else None, {
+                      **_TRAINING_FLAGS, "timesteps": ("T", _SAME),
+                      "dropout": ("dropout", lambda v: {"conv": v, "fc": v})})
+    xp = get_xp(args.device)
+    net, params, source = load_model(args.checkpoint, xp, expect_kind=("snn",))
+    dataset = _model_data(args, source)
+    origin = (f"converted, thresholds from T_find={source.origin['T_find']}"
+              if "T_find" in source.origin else f"SNN trained at T={source.T}")
+    print(f"fine-tuning {source.arch} ({origin}) at T={cfg.T}")
+    fit(net, params, dataset, cfg, args.out, arch=source.arch, xp=xp, resume=args.resume,
+        overwrite=args.overwrite, show_progress=not args.quiet,
+        origin={"finetuned_from": args.checkpoint, "source_T": source.T,
+                "source_origin": source.origin})
 
 
-def _cmd_evaluate(args):
-    dataset, xp = _data(args), get_xp(args.device)
-    net, params, meta = load_model(args.checkpoint, xp, dataset=dataset)
-    mode = args.mode or meta["kind"]
+def _cmd_evaluate(args, explicit):
+    xp = get_xp(args.device)
+    net, params, model = load_model(args.checkpoint, xp)
+    dataset = _model_data(args, model)
+    mode = args.mode or model.kind
     T = 1 if mode == "ann" else args.timesteps
     ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode=mode, xp=xp,
                   batch_size=args.batch_size, show_progress=not args.quiet)
     print(json.dumps(ev.summary(net), indent=2))
+    if ev.at_chance(net.num_classes):
+        print(f"warning: accuracy {ev.accuracy:.4f} is at chance level: this network did not "
+              "learn, and its spike rates are not results", file=sys.stderr)
 
 
-def _cmd_energy(args):
+def _cmd_energy(args, explicit):
     if bool(args.checkpoint) == bool(args.arch):
-        raise ValueError("energy needs exactly one of --checkpoint (measured spike rates) "
-                         "or --arch (FLOPs only)")
+        raise ConfigError("energy needs exactly one of --checkpoint (measured spike rates) "
+                          "or --arch (FLOPs only)")
     if args.arch:
+        ignored = sorted(explicit & {"dataset", "data_dir", "no_download", "n_train", "n_test",
+                                     "test_images", "timesteps", "batch_size", "device"})
+        if ignored:
+            raise ConfigError("energy --arch counts FLOPs only; it takes no "
+                              + ", ".join("--" + d.replace("_", "-") for d in ignored))
         net = build_network(args.arch, args.num_classes)
         rows = energy_table(net, {n: 0.0 for n in net.neurons})
         print(f"{args.arch}: " + ", ".join(f"{r.layer} {r.flops:,}" for r in rows))
         print(f"total FLOPs (MACs) per image: {sum(r.flops for r in rows):,}")
         return
-    dataset, xp = _data(args), get_xp(args.device)
-    net, params, meta = load_model(args.checkpoint, xp, expect_kind=("snn",), dataset=dataset)
+    if "num_classes" in explicit:
+        raise ConfigError("--num-classes goes with --arch; a checkpoint records its classes")
+    xp = get_xp(args.device)
+    net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
+    dataset = _model_data(args, model)
     ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=args.timesteps,
                   mode="snn", xp=xp, batch_size=args.batch_size, show_progress=not args.quiet)
-    print(report(net, ev, f"{meta['arch']} on {dataset.name}, T={args.timesteps}"))
+    require_learned(ev, net.num_classes, f"{model.arch} at T={args.timesteps}")
+    print(report(net, ev, f"{model.arch} on {dataset.name}, T={args.timesteps}"))
 
 
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,
@@ -237,15 +376,20 @@ COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_conv
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    explicit = explicit_flags(parser, argv)
     try:
-        COMMANDS[args.command](args)
+        keep_freed_memory()               # process-wide, so set here and not by the library
+        COMMANDS[args.command](args, explicit)
     except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint written is intact; rerun with --resume "
-              "to continue", file=sys.stderr)
+        hint = ("the last checkpoint written is intact; rerun the same command with --resume "
+                "to continue" if args.command in TRAINING_COMMANDS else "nothing was written "
+                "after the last completed step")
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
-    except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"diet-np {args.command}: error: {message}", file=sys.stderr)
+    except DietError as exc:
+        print(f"diet-np {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -20,11 +20,12 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import array_module
+from .errors import DietError
 from .network import StopStep
 from .progress import progress
 
 
-class ConversionError(ValueError):
+class ConversionError(DietError, ValueError):
     """The threshold search cannot produce a valid threshold."""
 
 

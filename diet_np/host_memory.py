@@ -24,6 +24,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from .errors import ConfigError
+
 ENV_KEEP = "DIET_NP_KEEP_MEMORY"
 
 M_TRIM_THRESHOLD = -1
@@ -41,7 +43,7 @@ _kept = None
 def _wanted() -> bool:
     value = os.environ.get(ENV_KEEP, "1")
     if value not in ("0", "1"):
-        raise ValueError(f"{ENV_KEEP} must be 0 or 1; got {value!r}")
+        raise ConfigError(f"{ENV_KEEP} must be 0 or 1; got {value!r}")
     return value == "1"
 
 

@@ -1,7 +1,7 @@
 """The paper's pipeline as stages: ANN training, conversion, DIET fine-tuning, reports.
 
-Each stage reads and writes checkpoints (:mod:`diet_np.checkpoint`), so the CLI
-can run them one at a time and :func:`run_all` can chain them.
+Each stage reads and writes model checkpoints (:mod:`diet_np.model_file`), so
+the CLI can run them one at a time and :func:`run_all` can chain them.
 """
 from __future__ import annotations
 
@@ -13,38 +13,61 @@ import numpy as np
 
 from .architectures import build_network
 from .backend import get_xp
-from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import check_compatible
 from .conversion import convert
-from .data import iterate_batches, load_dataset
+from .data import DataError, Dataset, iterate_batches, load_dataset
+from .errors import ChanceLevelError, chance_level
 from .metrics import energy_table, energy_totals, format_energy_table, format_spike_rates
-from .training import TrainConfig, checkpoint_meta, evaluate, fit
+from .model_file import data_record, read_model, write_model
+from .outputs import check_output_file, check_run_dir, writing
+from .training import evaluate, fit
+
+#: The embedded data set's default size (``shapes``).
+SHAPES_DEFAULT = {"n_train": 5000, "n_test": 1000}
 
 
-def load_data(name, root=None, download=True, **kw):
-    """The data set by name; ``shapes`` takes ``n_train``/``n_test``/``seed``."""
-    return load_dataset(name, root=root, download=download, **kw)
+def load_data(name, root=None, download=True, n_train=None, n_test=None, seed=0):
+    """The data set by name, cut to its first ``n_train`` / ``n_test`` images when given.
 
-
-def load_model(path, xp, expect_kind=None, dataset=None):
-    """Rebuild a network from a checkpoint and return ``(net, params, meta)``.
-
-    Raises :class:`CheckpointError` when the checkpoint is of another kind, another
-    data set's class count, or does not match its own architecture.
+    ``shapes`` is drawn from ``seed`` (default 5,000 / 1,000 images); for CIFAR,
+    ``n_train`` / ``n_test`` take the first images of the official files (their
+    order is already random), and the normalisation comes from that subset.
     """
-    ckpt = load_checkpoint(path, xp)
-    meta = ckpt.meta
-    for key in ("arch", "num_classes", "input_shape", "kind"):
-        if key not in meta:
-            raise CheckpointError(f"{path}: not a diet-np model checkpoint (no {key!r} in its meta)")
-    if expect_kind is not None and meta["kind"] not in expect_kind:
-        raise CheckpointError(f"{path} holds a {meta['kind'].upper()} model; this step needs "
-                              f"{' or '.join(k.upper() for k in expect_kind)}")
-    if dataset is not None and dataset.num_classes != meta["num_classes"]:
-        raise CheckpointError(f"{path} was trained for {meta['num_classes']} classes but "
-                              f"{dataset.name} has {dataset.num_classes}")
-    net = build_network(meta["arch"], meta["num_classes"], tuple(meta["input_shape"]))
-    check_compatible(ckpt.params, net.param_shapes(), what=str(path))
-    return net, ckpt.params, meta
+    if name == "shapes":
+        return load_dataset(name, n_train=n_train or SHAPES_DEFAULT["n_train"],
+                            n_test=n_test or SHAPES_DEFAULT["n_test"], seed=seed)
+    dataset = load_dataset(name, root=root, download=download)
+    if n_train in (None, len(dataset.x_train)) and n_test in (None, len(dataset.x_test)):
+        return dataset
+    sizes = {"training": (n_train, len(dataset.x_train)), "test": (n_test, len(dataset.x_test))}
+    for split, (n, have) in sizes.items():
+        if n is not None and n > have:
+            raise DataError(f"{name} has {have} {split} images here; {n} were asked for")
+    n_train = n_train or len(dataset.x_train)
+    n_test = n_test or len(dataset.x_test)
+    note = f"{dataset.note}; first {n_train} training and {n_test} test images".lstrip("; ")
+    return Dataset.from_arrays(name, dataset.x_train[:n_train], dataset.y_train[:n_train],
+                               dataset.x_test[:n_test], dataset.y_test[:n_test],
+                               dataset.class_names, note=note)
+
+
+def load_model(path, xp, expect_kind=None):
+    """Rebuild a network from a model checkpoint: ``(net, params, model)``, where
+    ``model`` is the :class:`diet_np.model_file.ModelFile` (its data record,
+    history, origin).  Raises :class:`~diet_np.checkpoint.CheckpointError` for a
+    checkpoint of another kind, with non-finite parameters, or that does not fit
+    its own architecture."""
+    model = read_model(path, xp, expect_kind)
+    data = model.data
+    net = build_network(model.arch, data["num_classes"], tuple(data["input_shape"]))
+    check_compatible(model.params, net.param_shapes(), what=str(path))
+    return net, model.params, model
+
+
+def use_model_normalisation(dataset, model) -> None:
+    """Normalise ``dataset`` as ``model`` was trained (its recorded mean and std)."""
+    dataset.mean = np.asarray(model.data["mean"], np.float32)
+    dataset.std = np.asarray(model.data["std"], np.float32)
 
 
 def conversion_batch(dataset, n, xp, seed=0):
@@ -57,15 +80,6 @@ def conversion_batch(dataset, n, xp, seed=0):
     return x
 
 
-def train_ann(dataset, arch, cfg, run_dir, xp, resume=False, show_progress=True, seed=0):
-    """Stage 1: train the ANN.  Returns ``(net, params, records)``."""
-    net = build_network(arch, dataset.num_classes)
-    params = net.init_params(seed, xp)
-    records = fit(net, params, dataset, cfg, run_dir, arch=arch, xp=xp, resume=resume,
-                  show_progress=show_progress)
-    return net, params, records
-
-
 def convert_model(net, ann_params, dataset, xp, *, T_find, scale, images, seed=0,
                   show_progress=True):
     """Stage 2: ANN -> SNN with per-layer 99.7th-percentile thresholds."""
@@ -73,10 +87,20 @@ def convert_model(net, ann_params, dataset, xp, *, T_find, scale, images, seed=0
     return convert(net, ann_params, x, T_find=T_find, scale=scale, show_progress=show_progress)
 
 
-def save_model(path, net, params, arch, dataset, kind, T, extra=None):
-    """A model checkpoint without optimiser state (a converted SNN, say)."""
-    cfg = TrainConfig(mode=kind, T=T, epochs=1)
-    save_checkpoint(path, params, checkpoint_meta(net, arch, dataset, cfg, 0, extra))
+def save_model(path, params, *, arch, kind, T, data, origin=None) -> None:
+    """A model checkpoint without a training run (a converted SNN, an imported ANN)."""
+    with writing(path):
+        write_model(path, params, arch=arch, kind=kind, T=T, data=data, origin=origin)
+
+
+def require_learned(evaluation, num_classes, what) -> None:
+    """Stop with :class:`ChanceLevelError` when ``evaluation`` is at chance level:
+    such a network's spike rates and energy are not results."""
+    if evaluation.at_chance(num_classes):
+        raise ChanceLevelError(
+            f"{what} test accuracy {evaluation.accuracy:.4f} is at chance level (under "
+            f"{chance_level(num_classes):.3f} for {num_classes} classes): the network did not "
+            "learn, so the pipeline stops here")
 
 
 def report(net, evaluation, title):
@@ -87,24 +111,42 @@ def report(net, evaluation, title):
 
 
 def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=100, scale=0.7,
-            images=512, long_T=100, resume=False, show_progress=True):
+            images=512, long_T=100, resume=False, overwrite=False, show_progress=True):
     """ANN -> conversion -> DIET fine-tuning, with accuracy at each stage, spike rates
-    and the energy table.  Writes ``summary.json`` and ``summary.md`` in ``run_dir``
-    and returns the summary dict."""
+    and the energy table.  Writes ``ann/``, ``converted.npz``, ``diet/``,
+    ``summary.json`` and ``summary.md`` in ``run_dir`` and returns the summary dict.
+
+    Every output path is checked before training starts; an earlier run there is
+    continued only with ``resume`` (finished stages are loaded, not retrained)
+    and replaced only with ``overwrite``.  A stage whose network stays at chance
+    level stops the pipeline (:class:`ChanceLevelError`).
+    """
     xp = get_xp(device)
     tic = time.perf_counter()
-    os.makedirs(run_dir, exist_ok=True)
-    net, ann_params, _ = train_ann(dataset, arch, ann_cfg, os.path.join(run_dir, "ann"), xp,
-                                   resume, show_progress, ann_cfg.seed)
+    dirs = {stage: os.path.join(run_dir, stage) for stage in ("ann", "diet")}
+    for path in dirs.values():
+        check_run_dir(path, resume=resume, overwrite=overwrite)
+    outputs = {name: os.path.join(run_dir, name)
+               for name in ("converted.npz", "summary.json", "summary.md")}
+    for path in outputs.values():
+        check_output_file(path, overwrite=resume or overwrite)
+    net = build_network(arch, dataset.num_classes)
+    ann_params = net.init_params(ann_cfg.seed, xp)
+    fit(net, ann_params, dataset, ann_cfg, dirs["ann"], arch=arch, xp=xp, resume=resume,
+        show_progress=show_progress, finished="load")
     ev = dict(xp=xp, batch_size=ann_cfg.eval_batch_size, show_progress=show_progress)
     test = (dataset.x_test, dataset.y_test, dataset)
     ann_eval = evaluate(net, ann_params, *test, T=1, mode="ann", desc="ANN test", **ev)
     print(f"ANN test accuracy: {ann_eval.accuracy:.4f}", flush=True)
+    require_learned(ann_eval, net.num_classes, "ANN")
 
     snn_params, found = convert_model(net, ann_params, dataset, xp, T_find=T_find, scale=scale,
                                       images=images, show_progress=show_progress)
-    save_model(os.path.join(run_dir, "converted.npz"), net, snn_params, arch, dataset, "snn",
-               diet_cfg.T, {"unscaled_thresholds": found, "scale": scale, "T_find": T_find})
+    conversion = {"converted_from": os.path.join(dirs["ann"], "checkpoint.npz"),
+                  "unscaled_thresholds": found, "scale": scale, "T_find": T_find,
+                  "images": images}
+    save_model(outputs["converted.npz"], snn_params, arch=arch, kind="snn", T=diet_cfg.T,
+               data=data_record(dataset), origin=conversion)
     conv_short = evaluate(net, snn_params, *test, T=diet_cfg.T, mode="snn",
                           desc=f"converted T={diet_cfg.T}", **ev)
     # At long T the unscaled thresholds are the right ones (rates then approximate the
@@ -115,10 +157,11 @@ def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=1
     print(f"converted SNN: T={diet_cfg.T} (thresholds x{scale}) {conv_short.accuracy:.4f}, "
           f"T={long_T} (unscaled) {conv_long.accuracy:.4f}", flush=True)
 
-    fit(net, snn_params, dataset, diet_cfg, os.path.join(run_dir, "diet"), arch=arch, xp=xp,
-        resume=resume, show_progress=show_progress)
+    fit(net, snn_params, dataset, diet_cfg, dirs["diet"], arch=arch, xp=xp, resume=resume,
+        show_progress=show_progress, origin=conversion, finished="load")
     diet_eval = evaluate(net, snn_params, *test, T=diet_cfg.T, mode="snn",
                          desc=f"DIET T={diet_cfg.T}", **ev)
+    require_learned(diet_eval, net.num_classes, "DIET-SNN")
     seconds = time.perf_counter() - tic
     totals = energy_totals(energy_table(net, diet_eval.spike_rates))
     summary = {
@@ -139,9 +182,9 @@ def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=1
     text = "\n\n".join([f"## {dataset.name} / {arch} on {device}", table,
                         report(net, diet_eval, f"DIET-SNN, T={diet_cfg.T}"),
                         f"wall time {seconds:.0f} s"])
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+    with writing(outputs["summary.json"]), open(outputs["summary.json"], "w") as f:
         json.dump(summary, f, indent=2)
-    with open(os.path.join(run_dir, "summary.md"), "w") as f:
+    with writing(outputs["summary.md"]), open(outputs["summary.md"], "w") as f:
         f.write(text + "\n")
     print(text, flush=True)
     return summary

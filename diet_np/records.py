@@ -92,14 +92,19 @@ class RunLog:
             return 0
         records = self.read()
         keep = [r for r in records if r.get("epoch", -math.inf) <= epoch]
-        dropped = len(records) - len(keep)
+        self.rewrite(keep)
+        return len(records) - len(keep)
+
+    def rewrite(self, records: list[dict]) -> None:
+        """Replace the whole log by ``records`` (atomically): a resumed run makes its
+        log the history its checkpoint holds."""
         directory = os.path.dirname(os.path.abspath(self.path))
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
                                    dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for r in keep:
-                    f.write(json.dumps(r) + "\n")
+                for r in records:
+                    f.write(json.dumps(r, default=_to_json) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
@@ -110,7 +115,6 @@ class RunLog:
             except OSError:
                 pass
             raise
-        return dropped
 
 
 def _series(records, key):

@@ -47,8 +47,15 @@ class ConstantSchedule(_Schedule):
 class StepSchedule(_Schedule):
     """Multiply the rate by ``gamma`` at given fractions of training.
 
-    Milestone epochs are ``int(fraction * total_epochs)`` (as the authors compute
-    them); from milestone epoch ``e_k`` on, ``k`` divisions have been applied.
+    Milestone epochs are ``int(fraction * total_epochs)``, as the authors compute
+    them, with one departure for short runs: where two milestones would fall on
+    the same epoch (PyTorch's ``MultiStepLR`` then divides twice at once: 1e-3
+    to 1e-5 in one step), a later one moves to the next epoch, and no milestone
+    falls on epoch 0 (the first epoch always runs at ``base_lr``).  Milestones
+    moved to ``total_epochs`` or beyond are dropped.  So every epoch boundary
+    divides at most once: with (0.6, 0.8, 0.9) and 5 epochs the rates are
+    base, base, base, base/10, base/100; with 2 epochs base, base/10.  From
+    milestone epoch ``e_k`` on, ``k`` divisions have been applied.
     """
 
     def __init__(self, base_lr, total_epochs, milestones=(0.45, 0.7, 0.9), gamma=0.1):
@@ -63,7 +70,12 @@ class StepSchedule(_Schedule):
             raise ValueError(f"milestones must be strictly increasing, got {fractions}")
         self.milestones = fractions
         self.gamma = _check_real("gamma", gamma, low=0.0, low_open=True)
-        self.milestone_epochs = tuple(int(f * self.total_epochs) for f in fractions)
+        epochs = []
+        for f in fractions:
+            e = max(int(f * self.total_epochs), epochs[-1] + 1 if epochs else 1)
+            if e < self.total_epochs:
+                epochs.append(e)
+        self.milestone_epochs = tuple(epochs)
 
     def lr_at(self, epoch) -> float:
         epoch = self._check_epoch(epoch)

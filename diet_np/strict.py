@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import DietError
 
-class StrictDeviceError(TypeError):
+
+class StrictDeviceError(DietError, TypeError):
     """A NumPy array met a strict-device array, or an implicit conversion was tried."""
 
 

@@ -4,28 +4,40 @@ One training step is: forward over T (Eq. 2-6), the loss (Eq. 7), BPTT (Eq.
 9-14), the optimiser step and the clamp (Eq. 15).  Nothing in the step reads a
 value back to the host; the loop synchronises only when it logs.
 
-Every epoch ends with a checkpoint written atomically (parameters, optimiser
-state, configuration and the number of finished epochs).  All randomness of
-epoch e (shuffle, augmentation, dropout masks) comes from generators seeded
-with (seed, e), so a run resumed from a checkpoint continues exactly as the
+A run is three named steps: :func:`start_run` (a new run, or the one in the
+folder resumed, after checking that it is the same run), :func:`train_epoch`
+and :func:`end_epoch` (test, checkpoint, log); :func:`fit` strings them
+together.  Every epoch ends with a model checkpoint written atomically
+(:mod:`diet_np.model_file`: parameters, optimiser state, configuration, data
+record and the history of finished epochs).  All randomness of epoch e
+(shuffle, augmentation, dropout masks) comes from generators seeded with
+(seed, e), so a run resumed from a checkpoint continues exactly as the
 uninterrupted run would have (bit-identical on the CPU).
+
+A run stops with :class:`~diet_np.errors.DivergenceError` at the first
+non-finite loss (or parameter, or optimiser state), leaving the last good
+checkpoint as it was, and with :class:`~diet_np.errors.ChanceLevelError` when
+the network is still at chance level after ``chance_epochs`` epochs.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import array_module, default_rng
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .backend import array_module, default_rng, to_host
+from .checkpoint import check_compatible
 from .data import iterate_batches, num_batches
-from .host_memory import keep_freed_memory
+from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
 from .metrics import network_spike_rate, spike_rates
+from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
 from .ops import softmax_cross_entropy
 from .optim import clamp_neuron_params, make_optimizer
+from .outputs import prepare_run_dir, writing
 from .progress import progress
 from .records import RunLog, plot_curves
 from .schedules import make_schedule
@@ -55,9 +67,10 @@ class TrainConfig:
     seed: int = 0
     surrogate: str = "triangle"
     eval_batch_size: int = 256
+    chance_epochs: int = 5               # still at chance after this many epochs: stop (0: never)
 
     def validate(self):
-        """Raise a clear ValueError for an invalid hyper-parameter."""
+        """Raise a clear ConfigError for an invalid hyper-parameter."""
         checks = [
             (self.mode in ("ann", "snn"), f"mode must be 'ann' or 'snn'; got {self.mode!r}"),
             (_is_int(self.epochs) and self.epochs >= 1, f"epochs must be an integer >= 1; got {self.epochs!r}"),
@@ -71,10 +84,13 @@ class TrainConfig:
             (self.mode == "snn" or self.T == 1, "the ANN runs one step: T must be 1 in mode 'ann'"),
             (all(0 <= p < 1 for p in self.dropout.values()),
              f"dropout rates must lie in [0, 1); got {self.dropout}"),
+            (_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0; got {self.seed!r}"),
+            (_is_int(self.chance_epochs) and self.chance_epochs >= 0,
+             f"chance_epochs must be an integer >= 0; got {self.chance_epochs!r}"),
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -83,8 +99,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
+        """The config stored by :meth:`to_dict`; unknown or missing fields are a ConfigError."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown, missing = sorted(set(d) - names), sorted(names - set(d))
+        if unknown or missing:
+            raise ConfigError("stored training config does not match this diet-np's: "
+                              + "; ".join(p for p in (f"unknown {unknown}" if unknown else "",
+                                                      f"missing {missing}" if missing else "") if p))
         d = dict(d)
-        d["milestones"] = tuple(d.get("milestones", ()))
+        d["milestones"] = tuple(d["milestones"])
         return cls(**d)
 
 
@@ -140,6 +163,10 @@ class Evaluation:
     mode: str
     spike_rates: dict          # layer -> spikes per neuron over all T (SNN only)
 
+    def at_chance(self, num_classes) -> bool:
+        """True when the accuracy is under 1.5x chance (:func:`diet_np.errors.chance_level`)."""
+        return self.accuracy < chance_level(num_classes)
+
     def summary(self, net=None):
         d = {"accuracy": self.accuracy, "loss": self.loss, "images": self.images, "T": self.T,
              "mode": self.mode, "spike_rates": self.spike_rates}
@@ -150,14 +177,13 @@ class Evaluation:
 
 def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_progress=True,
              desc="evaluate", surrogate="triangle"):
-    """Accuracy, mean loss and per-layer spike rates on (x, y) (host uint8 images).
+    """Accuracy, mean loss and per-layer spike rates on (x, y) (host uint8 images),
+    normalised with ``dataset.mean`` / ``dataset.std``.
 
     For T > 5 the batch shrinks so that T * batch stays at most 5 * batch_size:
     the multi-step forward keeps every step's potentials, so memory grows with T.
     """
     net.validate(params, None, T, mode)
-    if xp is np:
-        keep_freed_memory()
     batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
     loss_sum = correct = 0
     counts = {}
@@ -178,96 +204,245 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     return Evaluation(float(correct) / n, float(loss_sum) / n, n, T, mode, rates)
 
 
-def checkpoint_meta(net, arch, dataset, cfg, epoch, extra=None):
-    """What a checkpoint needs to rebuild its network and continue its run."""
-    meta = {"arch": arch, "num_classes": net.num_classes, "input_shape": list(net.input_shape),
-            "dataset": dataset.name, "kind": cfg.mode, "T": cfg.T, "epoch": epoch,
-            "config": cfg.to_dict()}
-    meta.update(extra or {})
-    return meta
+#: Losses are read back to the host (one sync) every this many steps, to stop at
+#: the first non-finite one without a sync per step on a GPU.
+CHECK_EVERY = 10
+
+#: Settings a resumed run may change, and what the change does; any other
+#: difference from the stored configuration is refused.
+RESUMABLE = {
+    "epochs": "extends the run: the schedule is recomputed over the new total; the epochs "
+              "already trained keep the rates they ran at (see log.jsonl)",
+    "eval_batch_size": "changes only how the test set is batched",
+}
+
+
+@dataclass
+class Run:
+    """A training run in progress, as :func:`start_run` sets it up."""
+    dir: str
+    cfg: TrainConfig
+    arch: str
+    data: dict             # model_file.data_record of the training data
+    origin: dict           # where the starting parameters came from
+    opt: object
+    schedule: object
+    start: int             # epochs finished before this call
+    history: list          # one record per finished epoch (log.jsonl holds the same)
+    log: RunLog
+
+    @property
+    def checkpoint(self) -> str:
+        return os.path.join(self.dir, CHECKPOINT)
+
+    def last_good(self) -> str:
+        """Where a stopped run left its last good state, for error messages."""
+        if not self.history:
+            return "No checkpoint had been written yet."
+        return (f"The last good checkpoint, after epoch {len(self.history)}, is left as it was "
+                f"in {self.checkpoint}.")
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _schedule(cfg):
+    return make_schedule(cfg.schedule, cfg.lr, cfg.epochs, **(
+        {"milestones": tuple(cfg.milestones)} if cfg.schedule == "step" else {}))
+
+
+def _check_same_run(ckpt, arch, cfg, data) -> None:
+    if ckpt.config is None:
+        raise RunError(f"{ckpt.path} holds a model that was not trained by a run (converted or "
+                       "imported): there is nothing to resume")
+    problems = []
+    if ckpt.arch != arch:
+        problems.append(f"architecture {ckpt.arch!r} in the checkpoint, {arch!r} here")
+    if ckpt.kind != cfg.mode:
+        problems.append(f"it is an {ckpt.kind.upper()} run, this is an {cfg.mode.upper()} run")
+    problems += data_conflicts(ckpt.data, data)
+    if not problems and ckpt.data["fingerprint"] != data["fingerprint"]:
+        problems.append(f"its training images differ from these (fingerprint "
+                        f"{ckpt.data['fingerprint']} vs {data['fingerprint']}: another copy?)")
+    if problems:
+        raise RunError(f"cannot resume {ckpt.path}: " + "; ".join(problems))
+
+
+def _resumed_config(stored: TrainConfig, cfg: TrainConfig, done: int, path) -> TrainConfig:
+    changed = [f.name for f in dataclasses.fields(cfg)
+               if getattr(cfg, f.name) != getattr(stored, f.name)]
+    refused = [n for n in changed if n not in RESUMABLE]
+    if refused:
+        diff = ", ".join(f"{n} {getattr(stored, n)!r} -> {getattr(cfg, n)!r}" for n in refused)
+        raise RunError(f"cannot resume {path} with other settings ({diff}): a resumed run "
+                       "continues the stored one; resume without them, or start a new run "
+                       "(another --out, or --overwrite)")
+    if cfg.epochs < done:
+        raise RunError(f"{path} has trained {done} epochs already; --epochs {cfg.epochs} "
+                       "would end it before that")
+    for n in changed:
+        _note(f"resuming {path}: {n} {getattr(stored, n)!r} -> {getattr(cfg, n)!r} "
+              f"({RESUMABLE[n]})")
+    return cfg
+
+
+def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resume=False,
+              overwrite=False, origin=None, finished="error") -> Run:
+    """Set up a run in ``run_dir``: a new one, or (``resume``) the one whose
+    checkpoint is there, after checking it is the same run.
+
+    A resumed run must have the same architecture, kind, data set and subset;
+    of the settings only those in :data:`RESUMABLE` may differ (said on stderr).
+    Its parameters and optimiser state are loaded into ``params`` and the run's
+    ``log.jsonl`` is rewritten from the checkpoint's history, so the two agree
+    whatever point an interruption hit.  A run that has finished its epochs is
+    an error (``finished="error"``) or is returned as it is (``"load"``).
+    Without ``resume``, an existing run in the folder is replaced only with
+    ``overwrite``.
+    """
+    cfg.validate()
+    run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    log = RunLog(os.path.join(run_dir, LOG))
+    data = data_record(dataset)
+    ckpt_path = os.path.join(run_dir, CHECKPOINT)
+    start, history, origin, state = 0, [], dict(origin or {}), None
+    if resume and os.path.exists(ckpt_path):
+        ckpt = read_model(ckpt_path, xp)
+        _check_same_run(ckpt, arch, cfg, data)
+        cfg = _resumed_config(TrainConfig.from_dict(ckpt.config), cfg, ckpt.epoch, ckpt_path)
+        check_compatible(ckpt.params, net.param_shapes(), what=ckpt_path)
+        bad = first_non_finite(ckpt.optimizer_state or {}, "optimiser state")
+        if bad is not None:
+            raise RunError(f"cannot resume {ckpt_path}: {bad} holds non-finite values")
+        for k, v in ckpt.params.items():
+            params[k][...] = v
+        start, history, origin = ckpt.epoch, list(ckpt.history), ckpt.origin
+        state = ckpt.optimizer_state
+        if start == cfg.epochs and finished == "error":
+            raise RunError(f"the run in {run_dir} has finished its {start} epochs; pass a "
+                           "larger --epochs to extend it")
+        _note(f"resumed {ckpt_path} after epoch {start} of {cfg.epochs}")
+    elif resume:
+        _note(f"no checkpoint in {run_dir} yet: the run starts at epoch 1")
+    opt = _optimizer(cfg)
+    if state is not None:
+        opt.load_state_dict(state)
+    if resume and (history or os.path.exists(log.path)):
+        with writing(log.path):
+            log.rewrite(history)
+    return Run(run_dir, cfg, arch, data, origin, opt, _schedule(cfg), start, history, log)
+
+
+def _check_losses(losses, first_step, epoch, n, lr, run) -> None:
+    xp = array_module(losses[0])
+    finite = to_host(xp.isfinite(xp.stack(losses)))
+    if not finite.all():
+        k = int(np.argmin(finite))
+        raise DivergenceError(
+            f"training diverged: the loss is {float(to_host(losses[k]))} at epoch {epoch + 1}, "
+            f"step {first_step + k + 1} of {n} (learning rate {lr:g}: too high for this "
+            f"network?). {run.last_good()}")
+
+
+def train_epoch(net, params, run: Run, dataset, epoch, xp, show_progress=True) -> dict:
+    """Train ``params`` for epoch ``epoch`` (from 0); return the epoch's record so far
+    (rate used, training loss and accuracy, seconds).  Stops with
+    :class:`DivergenceError` at the first non-finite loss."""
+    cfg = run.cfg
+    lr = run.schedule.lr_at(epoch)
+    host_rng = np.random.default_rng([cfg.seed, epoch])
+    dropout_rng = default_rng(xp, cfg.seed * 1_000_003 + epoch)
+    dtype = params[next(iter(params))].dtype
+    n = num_batches(len(dataset.x_train), cfg.batch_size)
+    batches = iterate_batches(dataset.x_train, dataset.y_train, cfg.batch_size, xp,
+                              shuffle=True, rng=host_rng, augment=cfg.augment,
+                              mean=dataset.mean, std=dataset.std)
+    bar = progress(batches, total=n, desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}",
+                   enabled=show_progress)
+    tic = time.perf_counter()
+    loss_sum = correct = 0
+    seen = 0
+    pending = []
+    for i, (xb, yb) in enumerate(bar):
+        with np.errstate(over="ignore", invalid="ignore"):   # non-finite: checked below
+            loss, right = train_step(net, params, run.opt, xb.astype(dtype, copy=False), yb,
+                                     cfg=cfg, rng=dropout_rng, lr=lr)
+        loss_sum = loss_sum + loss * len(yb)
+        correct = correct + right
+        seen += len(yb)
+        pending.append(loss)
+        if len(pending) == CHECK_EVERY or i == n - 1:      # the only syncs of the loop
+            _check_losses(pending, i + 1 - len(pending), epoch, n, lr, run)
+            pending = []
+            if show_progress:
+                bar.set_postfix(loss=float(loss_sum) / seen, acc=float(correct) / seen)
+    if pending:
+        _check_losses(pending, n - len(pending), epoch, n, lr, run)
+    return {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / seen,
+            "train_acc": float(correct) / seen, "train_seconds": time.perf_counter() - tic}
+
+
+def end_epoch(net, params, run: Run, dataset, record, xp, show_progress=True) -> dict:
+    """Test, then checkpoint and log the epoch of ``record`` (from :func:`train_epoch`).
+
+    Non-finite parameters or optimiser state stop the run before anything is
+    written; a network still at chance after ``chance_epochs`` epochs stops it
+    after its checkpoint is written.  Returns the completed record.
+    """
+    cfg, epoch = run.cfg, record["epoch"]
+    bad = first_non_finite(params) or first_non_finite(run.opt.state_dict(), "optimiser state")
+    if bad is not None:
+        raise DivergenceError(f"training diverged: {bad} holds non-finite values after epoch "
+                              f"{epoch} (learning rate {record['lr']:g}: too high for this "
+                              f"network?). {run.last_good()}")
+    test = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=cfg.T,
+                    mode=cfg.mode, xp=xp, batch_size=cfg.eval_batch_size,
+                    show_progress=show_progress, desc="  test", surrogate=cfg.surrogate)
+    seconds = record.pop("train_seconds")
+    record.update(test_loss=test.loss, test_acc=test.accuracy, train_seconds=seconds)
+    if cfg.mode == "snn":
+        record["leaks"] = {n: float(params[f"{n}.leak"]) for n in net.neurons}
+        record["thresholds"] = {n: float(params[f"{n}.threshold"]) for n in net.neurons}
+        record["spike_rate"] = network_spike_rate(net, test.spike_rates)[0]
+    run.history.append(record)
+    with writing(run.checkpoint):
+        write_model(run.checkpoint, params, arch=run.arch, kind=cfg.mode, T=cfg.T,
+                    data=run.data, epoch=epoch, config=cfg.to_dict(), history=run.history,
+                    origin=run.origin, optimizer_state=run.opt.state_dict())
+    with writing(run.log.path):
+        run.log.append(record)
+    curves = os.path.join(run.dir, CURVES)
+    with writing(curves):
+        plot_curves(run.history, curves)
+    print(f"{cfg.mode} epoch {epoch}/{cfg.epochs}: lr {record['lr']:.3g} | train loss "
+          f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | test acc "
+          f"{test.accuracy:.4f} | {seconds:.1f}s", flush=True)
+    if epoch == cfg.chance_epochs and test.at_chance(net.num_classes):
+        raise ChanceLevelError(
+            f"{cfg.mode.upper()} test accuracy {test.accuracy:.4f} after {epoch} epochs is at "
+            f"chance level (under {chance_level(net.num_classes):.3f} for {net.num_classes} "
+            f"classes): the network is not learning, so the run stops here (its checkpoint is "
+            f"in {run.dir}). Check the learning rate and the architecture's recipe "
+            "(diet_np/recipes.py).")
+    return record
 
 
 def fit(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resume=False,
-        show_progress=True, meta=None, stop_after_epochs=None):
-    """Train ``params`` in place for ``cfg.epochs`` epochs, checkpointing each one.
+        overwrite=False, show_progress=True, origin=None, finished="error",
+        stop_after_epochs=None):
+    """Train ``params`` in place for ``cfg.epochs`` epochs, checkpointing each one:
+    :func:`start_run`, then :func:`train_epoch` and :func:`end_epoch` per epoch.
 
-    With ``resume=True`` and a checkpoint in ``run_dir``, training continues from
-    it (its parameters, optimiser state and epoch count; the stored config is
-    used).  ``stop_after_epochs`` ends the call early (to test resuming).
-    Returns the list of per-epoch records.
+    ``origin`` (a JSON-able dict) is stored in every checkpoint: where the
+    starting parameters came from.  ``stop_after_epochs`` ends the call early
+    (to test resuming).  Returns the run's per-epoch records.
     """
-    cfg.validate()
-    if xp is np:
-        keep_freed_memory()
-    os.makedirs(run_dir, exist_ok=True)
-    ckpt_path = os.path.join(run_dir, CHECKPOINT)
-    log = RunLog(os.path.join(run_dir, LOG))
-    opt = _optimizer(cfg)
-    start = 0
-    if resume and os.path.exists(ckpt_path):
-        ckpt = load_checkpoint(ckpt_path, xp)
-        check_compatible(ckpt.params, net.param_shapes(), what=ckpt_path)
-        stored = TrainConfig.from_dict(ckpt.meta["config"])
-        if stored != cfg:
-            changed = ", ".join(f"{f.name} {getattr(cfg, f.name)!r} -> {getattr(stored, f.name)!r}"
-                                for f in dataclasses.fields(cfg)
-                                if getattr(cfg, f.name) != getattr(stored, f.name))
-            print(f"resuming with the configuration stored in {ckpt_path}, "
-                  f"not the one given ({changed})")
-            cfg = stored
-            opt = _optimizer(cfg)
-        for k, v in ckpt.params.items():
-            params[k][...] = v
-        if ckpt.optimizer_state is not None:
-            opt.load_state_dict(ckpt.optimizer_state)
-        start = int(ckpt.meta["epoch"])
-        log.truncate_after(start)
-        print(f"resumed from {ckpt_path} after epoch {start}")
-    elif os.path.exists(log.path):
-        os.remove(log.path)
-    schedule = make_schedule(cfg.schedule, cfg.lr, cfg.epochs, **(
-        {"milestones": tuple(cfg.milestones)} if cfg.schedule == "step" else {}))
-    dtype = params[next(iter(params))].dtype
-    for epoch in range(start, cfg.epochs):
-        if stop_after_epochs is not None and epoch - start >= stop_after_epochs:
+    run = start_run(net, params, dataset, cfg, run_dir, arch=arch, xp=xp, resume=resume,
+                    overwrite=overwrite, origin=origin, finished=finished)
+    for epoch in range(run.start, run.cfg.epochs):
+        if stop_after_epochs is not None and epoch - run.start >= stop_after_epochs:
             break
-        lr = schedule.lr_at(epoch)
-        host_rng = np.random.default_rng([cfg.seed, epoch])
-        dropout_rng = default_rng(xp, cfg.seed * 1_000_003 + epoch)
-        tic = time.perf_counter()
-        loss_sum = correct = 0
-        seen = 0
-        batches = iterate_batches(dataset.x_train, dataset.y_train, cfg.batch_size, xp,
-                                  shuffle=True, rng=host_rng, augment=cfg.augment,
-                                  mean=dataset.mean, std=dataset.std)
-        bar = progress(batches, total=num_batches(len(dataset.x_train), cfg.batch_size),
-                       desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", enabled=show_progress)
-        for i, (xb, yb) in enumerate(bar):
-            loss, right = train_step(net, params, opt, xb.astype(dtype, copy=False), yb,
-                                     cfg=cfg, rng=dropout_rng, lr=lr)
-            loss_sum = loss_sum + loss * len(yb)
-            correct = correct + right
-            seen += len(yb)
-            if show_progress and i % 10 == 0:             # the only syncs: for the log line
-                bar.set_postfix(loss=float(loss_sum) / seen, acc=float(correct) / seen)
-        train_seconds = time.perf_counter() - tic
-        test = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=cfg.T,
-                        mode=cfg.mode, xp=xp, batch_size=cfg.eval_batch_size,
-                        show_progress=show_progress, desc="  test", surrogate=cfg.surrogate)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / seen,
-                  "train_acc": float(correct) / seen, "test_loss": test.loss,
-                  "test_acc": test.accuracy, "train_seconds": train_seconds}
-        if cfg.mode == "snn":
-            record["leaks"] = {n: float(params[f"{n}.leak"]) for n in net.neurons}
-            record["thresholds"] = {n: float(params[f"{n}.threshold"]) for n in net.neurons}
-            record["spike_rate"] = network_spike_rate(net, test.spike_rates)[0]
-        save_checkpoint(ckpt_path, params,
-                        checkpoint_meta(net, arch, dataset, cfg, epoch + 1,
-                                        dict(meta or {}, test_acc=test.accuracy)),
-                        opt.state_dict())
-        log.append(record)
-        plot_curves(log.read(), os.path.join(run_dir, CURVES))
-        print(f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}: train loss {record['train_loss']:.4f} "
-              f"acc {record['train_acc']:.4f} | test acc {test.accuracy:.4f} | "
-              f"{train_seconds:.1f}s", flush=True)
-    return log.read()
+        record = train_epoch(net, params, run, dataset, epoch, xp, show_progress)
+        end_epoch(net, params, run, dataset, record, xp, show_progress)
+    return list(run.history)

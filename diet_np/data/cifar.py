@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DietError
+
 ENV_VAR = "DIET_NP_DATA"
 IMAGE_SHAPE = (3, 32, 32)
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -59,7 +61,7 @@ _LAYOUT = {
 }
 
 
-class DataError(ValueError):
+class DataError(DietError, ValueError):
     """Missing, incomplete, corrupt or undownloadable data (the message names the file or URL)."""
 
 
@@ -106,7 +108,8 @@ class Dataset:
 
     ``x_train``/``x_test``: uint8 (N, 3, 32, 32); ``y_train``/``y_test``: int64 (N,);
     ``mean``/``std``: per-channel float32 in [0, 1] units from the training images;
-    ``note``: where the data came from and anything partial about it.
+    ``note``: where the data came from and anything partial about it;
+    ``seed``: the generator seed of a synthetic set (None for CIFAR).
     """
 
     name: str
@@ -119,9 +122,11 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
     note: str = ""
+    seed: int | None = None
 
     @classmethod
-    def from_arrays(cls, name, x_train, y_train, x_test, y_test, class_names, note=""):
+    def from_arrays(cls, name, x_train, y_train, x_test, y_test, class_names, note="",
+                    seed=None):
         """Validate the arrays and compute ``mean``/``std`` from ``x_train``."""
         class_names = tuple(class_names)
         k = len(class_names)
@@ -135,7 +140,7 @@ class Dataset:
         mean, std = channel_stats(x_train)
         return cls(name=name, x_train=x_train, y_train=np.asarray(y_train, np.int64),
                    x_test=x_test, y_test=np.asarray(y_test, np.int64), class_names=class_names,
-                   num_classes=k, mean=mean, std=std, note=note)
+                   num_classes=k, mean=mean, std=std, note=note, seed=seed)
 
     def __repr__(self):
         return (f"Dataset({self.name!r}, train={self.x_train.shape[0]}, "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cifar import Dataset
+from .cifar import DataError, Dataset
 
 SHAPE_CLASSES = ("disc", "ring", "square", "triangle", "cross", "horizontal stripes",
                  "vertical stripes", "diagonal stripes", "checkerboard", "blobs")
@@ -29,7 +29,7 @@ def make_shapes(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> Datas
     """
     for label, n in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(n, (int, np.integer)) or n < len(SHAPE_CLASSES):
-            raise ValueError(f"{label} must be an integer >= {len(SHAPE_CLASSES)} "
+            raise DataError(f"{label} must be an integer >= {len(SHAPE_CLASSES)} "
                              f"(one image per class), got {n!r}")
     train_seq, test_seq = np.random.SeedSequence(seed).spawn(2)
     x_train, y_train = _generate(int(n_train), np.random.default_rng(train_seq))
@@ -37,7 +37,7 @@ def make_shapes(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> Datas
     note = (f"shapes: synthetic, seed {seed}, {n_train} training and {n_test} test images "
             f"of {len(SHAPE_CLASSES)} classes")
     return Dataset.from_arrays("shapes", x_train, y_train, x_test, y_test, SHAPE_CLASSES,
-                               note=note)
+                               note=note, seed=int(seed))
 
 
 def _generate(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

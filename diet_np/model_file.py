@@ -1,0 +1,177 @@
+"""Model checkpoints: what one records, written and read in this one module.
+
+A model checkpoint is a :mod:`diet_np.checkpoint` file whose meta follows
+schema :data:`SCHEMA`::
+
+    {"schema": 2,
+     "arch": "vgg16",               # diet_np.architectures name
+     "kind": "ann" | "snn",         # ReLU network, or DIET-SNN (leak, threshold)
+     "T": 5,                        # timesteps it was trained or converted for
+     "epoch": 12,                   # finished training epochs (0: converted, imported)
+     "data": {...},                 # data_record(): data set, subset, normalisation
+     "config": {...} | null,        # TrainConfig of a training run
+     "history": [{...}, ...],       # one log.jsonl record per finished epoch
+     "origin": {...}}               # where it came from (conversion settings, ...)
+
+Every command reads the checkpoint before it loads any data, so the data set,
+its subset and its normalisation come from here, and a flag that disagrees is
+refused.  The history makes the checkpoint the authority on what was done: a
+resumed run rewrites ``log.jsonl`` from it.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import array_module, to_host
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+SCHEMA = 2
+KINDS = ("ann", "snn")
+
+#: Fields of :func:`data_record` that name which images a model was trained on.
+DATA_IDENTITY = ("name", "n_train", "seed", "num_classes", "input_shape")
+_DATA_TYPES = {"name": (str,), "n_train": (int,), "n_test": (int,), "seed": (int, type(None)),
+               "num_classes": (int,), "input_shape": (list,), "mean": (list,), "std": (list,),
+               "fingerprint": (str,)}
+
+
+@dataclass
+class ModelFile:
+    """A model checkpoint as read by :func:`read_model`."""
+    path: str
+    arch: str
+    kind: str
+    T: int
+    epoch: int
+    data: dict
+    config: dict | None
+    history: list
+    origin: dict
+    params: dict
+    optimizer_state: dict | None
+
+
+# --------------------------------------------------------------------------
+# writer
+# --------------------------------------------------------------------------
+def fingerprint(dataset) -> str:
+    """A short SHA-256 of the training images and labels: tells two copies of
+    the same data set apart (the shared CIFAR-10 copy is lossy, say)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(dataset.x_train))
+    h.update(np.ascontiguousarray(dataset.y_train, dtype=np.int64))
+    return h.hexdigest()[:16]
+
+
+def data_record(dataset) -> dict:
+    """What a model records of its training data: the data set, its subset
+    (image counts, generator seed), class count, input shape, normalisation."""
+    return {"name": dataset.name, "n_train": int(len(dataset.x_train)),
+            "n_test": int(len(dataset.x_test)), "seed": dataset.seed,
+            "num_classes": int(dataset.num_classes),
+            "input_shape": [int(s) for s in dataset.x_train.shape[1:]],
+            "mean": [float(v) for v in dataset.mean], "std": [float(v) for v in dataset.std],
+            "fingerprint": fingerprint(dataset)}
+
+
+def write_model(path, params, *, arch, kind, T, data, epoch=0, config=None, history=(),
+                origin=None, optimizer_state=None) -> None:
+    """Write a model checkpoint (atomically; see :func:`diet_np.checkpoint.save_checkpoint`)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    meta = {"schema": SCHEMA, "arch": arch, "kind": kind, "T": int(T), "epoch": int(epoch),
+            "data": dict(data), "config": config, "history": list(history),
+            "origin": dict(origin or {})}
+    save_checkpoint(path, params, meta, optimizer_state)
+
+
+# --------------------------------------------------------------------------
+# reader
+# --------------------------------------------------------------------------
+def _field(meta, key, types, path, where="meta"):
+    if key not in meta:
+        raise CheckpointError(f"checkpoint {path}: its {where} has no {key!r} (damaged, or not a "
+                              "diet-np model checkpoint)")
+    value = meta[key]
+    if not isinstance(value, types) or isinstance(value, bool):
+        raise CheckpointError(f"checkpoint {path}: {where} field {key!r} is {value!r}, not a "
+                              f"{' or '.join(t.__name__ for t in types)}")
+    return value
+
+
+def read_model(path, xp=np, expect_kind=None) -> ModelFile:
+    """Read and check a model checkpoint: its meta against the schema, the kind
+    (``expect_kind``: a tuple of accepted kinds), and every parameter finite.
+
+    Raises :class:`CheckpointError` naming the path and what is wrong.
+    """
+    path = str(path)
+    ckpt = load_checkpoint(path, xp)
+    meta = ckpt.meta
+    schema = meta.get("schema")
+    if schema != SCHEMA:
+        raise CheckpointError(
+            f"checkpoint {path} has meta schema {schema!r}; this diet-np reads schema {SCHEMA} "
+            "(a checkpoint written by an older diet-np records no data set or subset: "
+            "train it again, or convert it with diet_np.model_file.write_model)")
+    arch = _field(meta, "arch", (str,), path)
+    kind = _field(meta, "kind", (str,), path)
+    if kind not in KINDS:
+        raise CheckpointError(f"checkpoint {path}: kind is {kind!r}; expected one of {KINDS}")
+    T = _field(meta, "T", (int,), path)
+    epoch = _field(meta, "epoch", (int,), path)
+    if T < 1 or epoch < 0:
+        raise CheckpointError(f"checkpoint {path}: T={T}, epoch={epoch} are out of range")
+    data = _field(meta, "data", (dict,), path)
+    for key, types in _DATA_TYPES.items():
+        _field(data, key, types, path, "data")
+    config = meta.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {path}: config is {config!r}, not a dict")
+    history = _field(meta, "history", (list,), path)
+    if config is not None and len(history) != epoch:
+        raise CheckpointError(f"checkpoint {path}: it says {epoch} epochs were trained but "
+                              f"records {len(history)} (damaged meta?)")
+    if config is not None and epoch > config.get("epochs", epoch):
+        raise CheckpointError(f"checkpoint {path}: epoch {epoch} is past the run's "
+                              f"{config.get('epochs')} epochs (damaged meta?)")
+    origin = meta.get("origin") or {}
+    if expect_kind is not None and kind not in expect_kind:
+        raise CheckpointError(f"{path} holds an {kind.upper()} model; this step needs "
+                              f"{' or '.join(k.upper() for k in expect_kind)}")
+    bad = first_non_finite(ckpt.params)
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path}: parameter {bad!r} holds non-finite values "
+                              "(NaN or inf): the run that wrote it diverged")
+    return ModelFile(path, arch, kind, T, epoch, data, config, history, origin, ckpt.params,
+                     ckpt.optimizer_state)
+
+
+def first_non_finite(tree, prefix=""):
+    """The name of the first array in a (nested) dict/list of arrays that holds
+    a NaN or inf, or None.  One reduction per array, read back to the host."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    elif hasattr(tree, "dtype") and np.issubdtype(tree.dtype, np.floating):
+        xp = array_module(tree)
+        return None if bool(to_host(xp.isfinite(tree).all())) else prefix
+    else:
+        return None
+    for key, value in items:
+        bad = first_non_finite(value, f"{prefix}/{key}" if prefix else str(key))
+        if bad is not None:
+            return bad
+    return None
+
+
+def data_conflicts(recorded: dict, wanted: dict) -> list[str]:
+    """``"field: recorded vs wanted"`` for each identity field on which a
+    requested data set (``wanted``, the fields a user asked for) differs from
+    the one a model was trained on; an empty list when they agree."""
+    return [f"{key} {recorded.get(key)!r} in the checkpoint, {wanted[key]!r} asked for"
+            for key in DATA_IDENTITY if key in wanted and wanted[key] != recorded.get(key)]
