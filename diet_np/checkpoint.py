@@ -204,8 +204,8 @@ def load_checkpoint(path, xp=np) -> Checkpoint:
         raise CheckpointError(f"checkpoint {path!r} does not exist"
                               if not os.path.exists(path) else f"checkpoint {path!r} is not a file")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"checkpoint {path!r} is not an .npz (zip) file: truncated, "
-                              "corrupt, or another kind of file")
+        raise CheckpointError(f"checkpoint {path!r} is not an .npz (zip) file (truncated or corrupt, "
+                              "or another kind of file)")
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as exc:

@@ -115,9 +115,8 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
     if schema != SCHEMA:
         raise CheckpointError(
             f"checkpoint {path} has meta schema {schema!r}; this diet-np reads schema {SCHEMA} "
-            "(a checkpoint written by an older diet-np records no data set or subset: "
-            "train it again, or convert it with diet_np.model_file.write_model)")
-    arch = _field(meta, "arch", (str,), path)
+            "(an older diet-np's checkpoint records no data set or subset: train it again)")
+    arch = _field(meta, "arch", (str, dict), path)
     kind = _field(meta, "kind", (str,), path)
     if kind not in KINDS:
         raise CheckpointError(f"checkpoint {path}: kind is {kind!r}; expected one of {KINDS}")

@@ -91,11 +91,12 @@ ann_cfg = ann_config(**{k: v for k, v in RECIPE["ann"].items() if k != "mileston
                      milestones=tuple(RECIPE["ann"]["milestones"]))
 ann_dir = figure_dir() / f"07_ann_{'quick' if QUICK else 'full'}"
 ann_ckpt = ann_dir / "checkpoint.npz"
-reuse = ann_ckpt.exists() and load_checkpoint(ann_ckpt).meta.get("recipe") == RECIPE
+reuse = ann_ckpt.exists() and load_checkpoint(ann_ckpt).meta.get("origin", {}).get("recipe") == RECIPE
 ann_params = net.init_params(seed=RECIPE["ann"]["seed"])
 with timer("ANN training" + (" (reused)" if reuse else "")):
     ann_log = fit(net, ann_params, data, ann_cfg, ann_dir, arch=RECIPE["arch"], xp=np,
-                  resume=reuse, show_progress=False, meta={"recipe": RECIPE})
+                  resume=reuse, overwrite=not reuse, finished="load", show_progress=False,
+                  origin={"recipe": RECIPE})
 assert ann_log[-1]["epoch"] == ann_cfg.epochs
 ann_accuracy = evaluate(net, ann_params, data.x_test, data.y_test, data, T=1, mode="ann",
                         xp=np, show_progress=False).accuracy

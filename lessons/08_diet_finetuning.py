@@ -53,11 +53,11 @@ print("quick mode" if QUICK else "full mode")
 
 # %%
 ann_ckpt = figure_dir() / f"07_ann_{'quick' if QUICK else 'full'}" / "checkpoint.npz"
-if not ann_ckpt.exists() or "recipe" not in load_checkpoint(ann_ckpt).meta:
+if not ann_ckpt.exists() or "recipe" not in load_checkpoint(ann_ckpt).meta.get("origin", {}):
     print(f"{ann_ckpt} not found: running lesson 7 first")
     runpy.run_path(str(HERE / "07_conversion.py"), run_name="__main__")
-net, ann_params, meta = load_model(ann_ckpt, np, expect_kind=("ann",))
-RECIPE = meta["recipe"]
+net, ann_params, ann_model = load_model(ann_ckpt, np, expect_kind=("ann",))
+RECIPE = ann_model.origin["recipe"]
 data = make_shapes(**RECIPE["data"])
 x_test, y_test = data.x_test, data.y_test
 ann_accuracy = evaluate(net, ann_params, x_test, y_test, data, T=1, mode="ann", xp=np,
@@ -123,7 +123,7 @@ start = {n: (float(snn_params[f"{n}.leak"]), float(snn_params[f"{n}.threshold"])
 diet_dir = figure_dir() / f"08_diet_{'quick' if QUICK else 'full'}"
 with timer(f"DIET fine-tuning: {diet_epochs} epochs of {diet_images} images at T = {T}"):
     log = fit(net, snn_params, diet_data, diet_cfg, diet_dir, arch=RECIPE["arch"], xp=np,
-              show_progress=False)
+              overwrite=True, show_progress=False)
 after = evaluate(net, snn_params, x_test, y_test, data, T=T, mode="snn", xp=np,
                  show_progress=False)
 print(f"T = {T}: converted {before.accuracy:.3f} -> DIET {after.accuracy:.3f} "

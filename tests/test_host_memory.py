@@ -55,23 +55,13 @@ def test_bad_setting_is_a_clear_error(monkeypatch):
         host_memory.keep_freed_memory()
 
 
-def test_training_and_evaluation_on_the_cpu_ask_for_it(monkeypatch, tmp_path):
-    from diet_np.architectures import vgg
-    from diet_np.data import make_shapes
+def test_the_command_line_sets_it_before_any_work(monkeypatch):
+    """malloc is process-wide: the CLI entry point sets it, the library never does."""
+    from diet_np import cli
 
     calls = []
-    monkeypatch.setattr(training, "keep_freed_memory", lambda: calls.append("keep"))
-    train_step = training.train_step
-    monkeypatch.setattr(training, "train_step",
-                        lambda *a, **k: calls.append("step") or train_step(*a, **k))
-    data = make_shapes(n_train=20, n_test=10, seed=0)
-    net = vgg([4, "A"], [], num_classes=data.num_classes, input_shape=data.x_train.shape[1:])
-    params = net.init_params(0)
-    training.fit(net, params, data, training.ann_config(epochs=1, batch_size=8), tmp_path,
-                 arch={"features": [4, "A"], "classifier": [], "name": "t"}, xp=np,
-                 show_progress=False)
-    assert calls[0] == "keep"                 # before the first training step
-    calls.clear()
-    training.evaluate(net, params, data.x_test, data.y_test, data, T=1, mode="ann", xp=np,
-                      show_progress=False)
-    assert calls
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("keep"))
+    monkeypatch.setitem(cli.COMMANDS, "energy", lambda args, explicit: calls.append("command"))
+    assert cli.main(["energy", "--arch", "vgg5"]) == 0
+    assert calls == ["keep", "command"]
+    assert "keep_freed_memory" not in vars(training)

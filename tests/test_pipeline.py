@@ -11,6 +11,8 @@ import pytest
 
 from diet_np.architectures import build_network, vgg
 from diet_np.checkpoint import load_checkpoint, save_checkpoint
+from diet_np.errors import RunError
+from diet_np.model_file import data_record, write_model
 from diet_np.cli import main
 from diet_np.conversion import ConversionError, convert, find_thresholds, percentile_k
 from diet_np.data import make_shapes
@@ -102,13 +104,13 @@ def test_resume_is_bit_identical(shapes, tmp_path):
     assert (tmp_path / "b" / "curves.png").stat().st_size > 0
 
 
-def test_resume_names_the_settings_it_keeps_from_the_checkpoint(shapes, tmp_path, capsys):
+def test_resume_refuses_changed_settings_and_names_them(shapes, tmp_path):
     _fit(shapes, tmp_path, stop_after_epochs=1)
     net = build_network(TINY, shapes.num_classes)
     cfg = ann_config(epochs=3, batch_size=32, lr=0.01, dropout={"conv": 0.2, "fc": 0.5})
-    fit(net, net.init_params(0), shapes, cfg, tmp_path, arch=TINY, xp=np, show_progress=False,
-        resume=True, stop_after_epochs=0)
-    assert "not the one given (lr 0.01 -> 0.05)" in capsys.readouterr().out
+    with pytest.raises(RunError, match=r"lr 0\.05 -> 0\.01"):
+        fit(net, net.init_params(0), shapes, cfg, tmp_path, arch=TINY, xp=np,
+            show_progress=False, resume=True)
 
 
 def test_diet_finetuning_trains_leak_and_threshold(shapes, tmp_path):
@@ -137,7 +139,10 @@ def _cli(args, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["train-ann", "--arch", "vgg7", "--out", "x"], "invalid choice: 'vgg7'"),
-    (["train-ann", "--lr", "-1", "--out", "x"], "must be > 0"),
+    (["train-ann", "--lr", "-1", "--out", "x"], "must be a finite number > 0"),
+    (["convert", "--checkpoint", "c.npz", "--out", "o.npz", "--scale", "inf"],
+     "must be a finite number > 0"),
+    (["train-ann", "--seed", "-1", "--out", "x"], "argument --seed: must be an integer >= 0"),
     (["train-ann", "--batch-size", "0", "--out", "x"], "must be an integer >= 1"),
     (["evaluate", "--checkpoint", "c.npz", "--timesteps", "0"], "must be an integer >= 1"),
     (["train-ann", "--dataset", "mnist", "--out", "x"], "invalid choice: 'mnist'"),
@@ -149,25 +154,22 @@ def test_cli_rejects_bad_arguments(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_cli_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
+def test_cli_corrupt_and_mismatched_checkpoints(shapes, tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    code, text = _cli(["evaluate", "--checkpoint", str(bad), "--n-train", "20", "--n-test", "20"], capsys)
-    assert code == 2 and "bad.npz" in text
+    code, text = _cli(["evaluate", "--checkpoint", str(bad)], capsys)
+    assert code == 2 and "bad.npz" in text and "pickle" not in text
     net = build_network("vgg5", 5)
-    save_checkpoint(tmp_path / "five.npz", net.init_params(0),
-                    {"arch": "vgg5", "num_classes": 5, "input_shape": [3, 32, 32], "kind": "ann",
-                     "T": 1, "dataset": "other", "epoch": 1, "config": {}})
+    data = dict(data_record(shapes), num_classes=5)
+    write_model(tmp_path / "five.npz", net.init_params(0), arch="vgg5", kind="ann", T=1,
+                data=data)
     code, text = _cli(["convert", "--checkpoint", str(tmp_path / "five.npz"), "--out",
-                       str(tmp_path / "o.npz"), "--n-train", "20", "--n-test", "20"], capsys)
-    assert code == 2 and "5 classes" in text
+                       str(tmp_path / "o.npz")], capsys)
+    assert code == 2 and "num_classes 5" in text and "has 10" in text
     params = net.init_params(0)
     params["out.weight"] = np.zeros((5, 99), np.float32)
-    save_checkpoint(tmp_path / "other.npz", params,
-                    {"arch": "vgg5", "num_classes": 5, "input_shape": [3, 32, 32], "kind": "ann",
-                     "T": 1, "dataset": "x", "epoch": 1, "config": {}})
-    code, text = _cli(["energy", "--checkpoint", str(tmp_path / "other.npz"), "--n-train", "20",
-                       "--n-test", "20"], capsys)
+    write_model(tmp_path / "other.npz", params, arch="vgg5", kind="ann", T=1, data=data)
+    code, text = _cli(["energy", "--checkpoint", str(tmp_path / "other.npz")], capsys)
     assert code == 2 and "SNN" in text
 
 
