@@ -365,9 +365,8 @@ def train_epoch(net, params, run: Run, dataset, epoch, xp, show_progress=True) -
     seen = 0
     pending = []
     for i, (xb, yb) in enumerate(bar):
-        with np.errstate(over="ignore", invalid="ignore"):   # non-finite: checked below
-            loss, right = train_step(net, params, run.opt, xb.astype(dtype, copy=False), yb,
-                                     cfg=cfg, rng=dropout_rng, lr=lr)
+        loss, right = train_step(net, params, run.opt, xb.astype(dtype, copy=False), yb,
+                                 cfg=cfg, rng=dropout_rng, lr=lr)
         loss_sum = loss_sum + loss * len(yb)
         correct = correct + right
         seen += len(yb)
