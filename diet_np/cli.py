@@ -19,6 +19,7 @@ import json
 import os
 import sys
 
+from . import __version__
 from .architectures import ARCHITECTURES, build_network
 from .backend import get_xp
 from .data import DATASETS
@@ -80,15 +81,37 @@ def _common(p, data=True):
 
 
 def _training(p, ann):
-    p.add_argument("--epochs", type=_positive_int, default=30 if ann else 10)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--lr", type=_positive_float, default=1e-2 if ann else 1e-4)
+    p.add_argument("--epochs", type=_positive_int, default=30 if ann else 10,
+                   help="training epochs (with --resume: a larger value extends the run)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per step")
+    p.add_argument("--lr", type=_positive_float, default=1e-2 if ann else 1e-4,
+                   help="learning rate at the start of the schedule")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seeds initialisation, shuffling, augmentation and dropout")
     p.add_argument("--no-augment", action="store_true", help="no random crop + flip")
-    p.add_argument("--schedule", choices=("step", "cosine"), default="step")
+    p.add_argument("--schedule", choices=("step", "cosine"), default="step",
+                   help="step: /10 at the stage's milestones (at most once per epoch); cosine")
     p.add_argument("--out", required=True, help="run directory (checkpoint, log, curves)")
     _run_flags(p)
+
+
+def _dropout_rates(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
+def _dropout(p, default):
+    p.add_argument("--dropout", type=_dropout_rates, nargs="+", default=list(default),
+                   metavar="RATE", help="dropout rate of the conv layers and of the classifier "
+                                        "(one value: both)")
+
+
+def _two_rates(values):
+    if len(values) > 2:
+        raise ConfigError(f"--dropout takes one or two rates (conv, classifier); got {values}")
+    return {"conv": values[0], "fc": values[-1]}
 
 
 def _run_flags(p):
@@ -99,9 +122,21 @@ def _run_flags(p):
                    help="replace an earlier run in --out instead of refusing")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.required:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="diet-np", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda name, **kw: _add(name, formatter_class=_Help, **kw)
 
     p = sub.add_parser("demo", help="ANN -> conversion -> DIET at T=5 on the embedded data set")
     _common(p)
@@ -126,7 +161,7 @@ def build_parser():
                    help="sgd (the paper's) or adam")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--dropout", type=float, nargs=2, default=(0.2, 0.5), metavar=("CONV", "FC"))
+    _dropout(p, (0.2, 0.5))
 
     p = sub.add_parser("convert", help="ANN -> SNN with 99.7th-percentile thresholds")
     _common(p)
@@ -136,20 +171,23 @@ def build_parser():
     p.add_argument("--find-steps", type=_positive_int, default=100, help="T_find (authors: 100)")
     p.add_argument("--images", type=_positive_int, default=512, help="images in the search batch")
     p.add_argument("--scale", type=_positive_float, default=0.7, help="threshold scaling factor")
-    p.add_argument("--timesteps", type=_positive_int, nargs="*", default=[5],
+    p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
                    help="evaluate the converted SNN at these T")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="draws the training images of the threshold search")
 
     p = sub.add_parser("finetune", help="DIET: train weights, leaks and thresholds by BPTT")
     _common(p)
     p.add_argument("--checkpoint", required=True, help="a converted or trained SNN checkpoint")
-    p.add_argument("--timesteps", type=_positive_int, default=5)
+    p.add_argument("--timesteps", type=_positive_int, default=5, help="train at this T")
     _training(p, ann=False)
-    p.add_argument("--dropout", type=float, default=0.1)
+    _dropout(p, (0.1, 0.1))
 
     p = sub.add_parser("evaluate", help="test accuracy (and spike rates of an SNN)")
     _common(p)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--timesteps", type=_positive_int, default=5)
+    p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
+                   help="evaluate an SNN at these T")
     p.add_argument("--mode", choices=("ann", "snn"), default=None,
                    help="default: the checkpoint's kind")
     p.add_argument("--batch-size", type=_positive_int, default=256)
@@ -158,9 +196,15 @@ def build_parser():
     _common(p)
     p.add_argument("--checkpoint", help="an SNN checkpoint: spike rates measured on test data")
     p.add_argument("--arch", choices=ARCHITECTURES, help="FLOPs only, no checkpoint needed")
-    p.add_argument("--num-classes", type=_positive_int, default=10)
-    p.add_argument("--timesteps", type=_positive_int, default=5)
+    p.add_argument("--num-classes", type=_positive_int, default=10,
+                   help="with --arch: classes of the output layer")
+    p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
+                   help="measure spike rates at these T")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    for action in sub.choices.values():
+        for a in action._actions:
+            if a.help is None and a.default is not None:
+                a.help = "(default: %(default)s)"
     return parser
 
 
@@ -189,6 +233,10 @@ def _data(args, recorded=None, *, source=""):
     """Load the data set: the one ``recorded`` in a checkpoint (its name, subset
     and normalisation) or, without a checkpoint, the one the flags name.  A flag
     that names another data set or subset than the recorded one is refused."""
+    name = args.dataset or (recorded or {}).get("name", "shapes")
+    if name == "shapes" and (args.data_dir is not None or args.no_download):
+        raise ConfigError("--data-dir and --no-download apply to CIFAR; the shapes data set is "
+                          "drawn in memory")
     wanted = {"name": args.dataset, "n_train": args.n_train}
     wanted = {k: v for k, v in wanted.items() if v is not None}
     if recorded is None:
@@ -276,7 +324,7 @@ def _cmd_train_ann(args, explicit):
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
                       "momentum": ("momentum", _SAME), "optimizer": ("optimizer", _SAME),
-                      "dropout": ("dropout", lambda v: dict(zip(("conv", "fc"), v)))})
+                      "dropout": ("dropout", _two_rates)})
     xp = get_xp(args.device)
     dataset = _data(args, stored.data if stored else None, source=f"the run in {args.out}")
     net = build_network(args.arch, dataset.num_classes)
@@ -295,11 +343,12 @@ def _cmd_convert(args, explicit):
     check_output_file(args.out, overwrite=args.overwrite, inputs=[args.checkpoint])
     dataset = _model_data(args, model)
     snn, found = convert_model(net, params, dataset, xp, T_find=args.find_steps, scale=args.scale,
-                               images=args.images, show_progress=not args.quiet)
-    save_model(args.out, snn, arch=model.arch, kind="snn", T=max(args.timesteps or [5]),
+                               images=args.images, seed=args.seed, show_progress=not args.quiet)
+    save_model(args.out, snn, arch=model.arch, kind="snn", T=max(args.timesteps),
                data=model.data, origin={"converted_from": args.checkpoint,
                                         "unscaled_thresholds": found, "scale": args.scale,
-                                        "T_find": args.find_steps, "images": args.images})
+                                        "T_find": args.find_steps, "images": args.images,
+                                        "seed": args.seed})
     print(f"thresholds (before scaling by {args.scale}): "
           + ", ".join(f"{k} {v:.4g}" for k, v in found.items()))
     print(f"converted SNN written to {args.out}")
@@ -318,7 +367,7 @@ def _cmd_finetune(args, explicit):
     cfg = _config(TrainConfig.from_dict(stored.config) if stored else diet_config(), args,
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "timesteps": ("T", _SAME),
-                      "dropout": ("dropout", lambda v: {"conv": v, "fc": v})})
+                      "dropout": ("dropout", _two_rates)})
     xp = get_xp(args.device)
     net, params, source = load_model(args.checkpoint, xp, expect_kind=("snn",))
     dataset = _model_data(args, source)
@@ -334,15 +383,17 @@ def _cmd_finetune(args, explicit):
 def _cmd_evaluate(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp)
-    dataset = _model_data(args, model)
     mode = args.mode or model.kind
-    T = 1 if mode == "ann" else args.timesteps
-    ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode=mode, xp=xp,
-                  batch_size=args.batch_size, show_progress=not args.quiet)
-    print(json.dumps(ev.summary(net), indent=2))
-    if ev.at_chance(net.num_classes):
-        print(f"warning: accuracy {ev.accuracy:.4f} is at chance level: this network did not "
-              "learn, and its spike rates are not results", file=sys.stderr)
+    if mode == "ann" and "timesteps" in explicit:
+        raise ConfigError("--timesteps applies to an SNN; this evaluates an ANN (one step)")
+    dataset = _model_data(args, model)
+    for T in [1] if mode == "ann" else args.timesteps:
+        ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode=mode, xp=xp,
+                      batch_size=args.batch_size, show_progress=not args.quiet)
+        print(json.dumps(ev.summary(net), indent=2))
+        if ev.at_chance(net.num_classes):
+            print(f"warning: accuracy {ev.accuracy:.4f} at T={T} is at chance level: this "
+                  "network did not learn, and its spike rates are not results", file=sys.stderr)
 
 
 def _cmd_energy(args, explicit):
@@ -365,10 +416,11 @@ def _cmd_energy(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
     dataset = _model_data(args, model)
-    ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=args.timesteps,
-                  mode="snn", xp=xp, batch_size=args.batch_size, show_progress=not args.quiet)
-    require_learned(ev, net.num_classes, f"{model.arch} at T={args.timesteps}")
-    print(report(net, ev, f"{model.arch} on {dataset.name}, T={args.timesteps}"))
+    for T in args.timesteps:
+        ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode="snn",
+                      xp=xp, batch_size=args.batch_size, show_progress=not args.quiet)
+        require_learned(ev, net.num_classes, f"{model.arch} at T={T}")
+        print(report(net, ev, f"{model.arch} on {dataset.name}, T={T}"))
 
 
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,

@@ -14,6 +14,7 @@ host numbers (``float``): formatting a device scalar would synchronise the devic
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 
@@ -42,7 +43,8 @@ class Progress:
     """Iterate over ``iterable`` (or call :meth:`update`) while showing progress."""
 
     def __init__(self, iterable=None, total=None, desc="", stream=None, enabled=True,
-                 min_interval=0.1, log_interval=10.0, width=20, clock=time.monotonic):
+                 min_interval=0.1, log_interval=10.0, width=20, clock=time.monotonic,
+                 columns=None):
         if total is None and iterable is not None:
             try:
                 total = len(iterable)
@@ -64,6 +66,7 @@ class Progress:
         self._last_len = 0
         self._closed = False
         self._width = width
+        self._columns = columns            # None: the terminal's width, asked at each draw
         try:
             self._tty = bool(self.stream.isatty())
         except (AttributeError, ValueError):
@@ -115,15 +118,23 @@ class Progress:
             self._draw(self._clock(), final=True)
 
     # -- drawing ------------------------------------------------------------
-    def format(self, now: float | None = None) -> str:
-        """The status line at time ``now`` (default: the clock)."""
+    def format(self, now: float | None = None, columns: int | None = None) -> str:
+        """The status line at time ``now`` (default: the clock), at most ``columns``
+        characters long when given: the bar narrows first, then the line is cut."""
+        line = self._format(now, self._width)
+        if columns is None or len(line) <= columns:
+            return line
+        narrower = max(self._width - (len(line) - columns), 5)
+        return self._format(now, narrower)[:columns]
+
+    def _format(self, now, width) -> str:
         elapsed = max((self._clock() if now is None else now) - self._start, 0.0)
         rate = self.n / elapsed if elapsed > 0 else float("nan")
         parts = [f"{self.desc}:" if self.desc else ""]
         if self.total:
             frac = min(self.n / self.total, 1.0)
-            filled = int(frac * self._width)
-            bar = "#" * filled + "." * (self._width - filled)
+            filled = int(frac * width)
+            bar = "#" * filled + "." * (width - filled)
             parts.append(f"{100 * frac:3.0f}% [{bar}] {self.n}/{self.total}")
             eta = (self.total - self.n) / rate if rate > 0 else float("nan")
             times = f"{_fmt_time(elapsed)}<{_fmt_time(max(eta, 0.0))}"
@@ -143,7 +154,11 @@ class Progress:
 
     def _draw(self, now: float, final: bool) -> None:
         self._last_draw = now
-        line = self.format(now)
+        if self._tty:
+            columns = self._columns or shutil.get_terminal_size().columns
+            line = self.format(now, columns - 1)        # the last column would wrap
+        else:
+            line = self.format(now)
         if self._tty:
             pad = " " * max(self._last_len - len(line), 0)
             self.stream.write("\r" + line + pad + ("\n" if final else ""))
@@ -157,5 +172,6 @@ def progress(iterable=None, total=None, desc="", stream=None, enabled=True, **kw
     """Wrap ``iterable`` in a :class:`Progress` bar (``stream`` defaults to
     ``sys.stderr``; ``enabled=False`` prints nothing).  Extra keywords:
     ``min_interval`` (terminal redraw, 0.1 s), ``log_interval`` (non-terminal
-    lines, 10 s), ``width`` and ``clock``."""
+    lines, 10 s), ``width`` (of the bar), ``columns`` (of the terminal; default:
+    asked of it) and ``clock``."""
     return Progress(iterable, total=total, desc=desc, stream=stream, enabled=enabled, **kw)

@@ -148,7 +148,7 @@ def _layer_panel(ax, records, field, title, ylabel):
         ax.legend(fontsize="x-small", ncol=1 + len(layers) // 12, loc="center left",
                   bbox_to_anchor=(1.01, 0.5))
     elif layers:
-        ax.legend(fontsize="small", loc="best")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
 
 
@@ -168,10 +168,14 @@ def plot_curves(records: list[dict], png_path) -> None:
         keys.extend(k for k in r if k not in keys)
     loss_keys = [k for k in keys if "loss" in k and _series(records, k)[0]]
     acc_keys = [k for k in keys if "acc" in k and _series(records, k)[0]]
+    from matplotlib.ticker import MaxNLocator
     panels = [("loss", loss_keys, "Loss", "cross-entropy (Eq. 7)"),
               ("acc", acc_keys, "Accuracy", "accuracy")]
     if _series(records, "lr")[0]:
         panels.append(("lr", ["lr"], "Learning rate", "lr"))
+    if _series(records, "spike_rate")[0]:
+        panels.append(("spike_rate", ["spike_rate"], "Network spike rate (test)",
+                       "spikes per neuron over T"))
     for field, title, ylabel in (("leaks", "Leak per layer (lambda_l)", "leak"),
                                  ("thresholds", "Threshold per layer (v_l)", "threshold")):
         if any(isinstance(r.get(field), dict) and r[field] for r in records):
@@ -195,12 +199,14 @@ def plot_curves(records: list[dict], png_path) -> None:
         lrs = _series(records, "lr")[1] if field == "lr" else []
         if len(set(lrs)) > 1 and all(y > 0 for y in lrs):
             ax.set_yscale("log")
-        if series_keys:
-            ax.legend(fontsize="small", loc="best")
-        else:
+        if len(series_keys) > 1:            # beside the panel, never over the curves
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        elif not series_keys:
             ax.text(0.5, 0.5, f"no {title.lower()} logged", ha="center", va="center",
                     transform=ax.transAxes)
         ax.grid(alpha=0.3)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     parent = os.path.dirname(os.path.abspath(os.fspath(png_path)))
