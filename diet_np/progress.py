@@ -42,7 +42,7 @@ class Progress:
     """Iterate over ``iterable`` (or call :meth:`update`) while showing progress."""
 
     def __init__(self, iterable=None, total=None, desc="", stream=None, enabled=True,
-                 min_interval=0.1, log_interval=10.0, width=20, clock=time.monotonic):
+                 min_interval=0.1, log_interval=10.0, width=20, clock=time.monotonic, unit="it"):
         if total is None and iterable is not None:
             try:
                 total = len(iterable)
@@ -53,6 +53,7 @@ class Progress:
         self.iterable = iterable
         self.total = total
         self.desc = desc
+        self.unit = unit
         self.stream = sys.stderr if stream is None else stream
         self.enabled = bool(enabled)
         self.n = 0
@@ -131,11 +132,11 @@ class Progress:
             parts.append(f"{self.n}" + (f"/{self.total}" if self.total == 0 else ""))
             times = _fmt_time(elapsed)
         if not math.isfinite(rate):
-            speed = "? it/s"
+            speed = f"? {self.unit}/s"
         elif rate >= 1 or rate == 0:
-            speed = f"{rate:.2f} it/s"
+            speed = f"{rate:.2f} {self.unit}/s"
         else:
-            speed = f"{1 / rate:.2f} s/it"
+            speed = f"{1 / rate:.2f} s/{self.unit}"
         parts.append(f"| {times}, {speed}")
         if self.postfix:
             parts.append("| " + ", ".join(f"{k}={v}" for k, v in self.postfix.items()))
@@ -157,5 +158,5 @@ def progress(iterable=None, total=None, desc="", stream=None, enabled=True, **kw
     """Wrap ``iterable`` in a :class:`Progress` bar (``stream`` defaults to
     ``sys.stderr``; ``enabled=False`` prints nothing).  Extra keywords:
     ``min_interval`` (terminal redraw, 0.1 s), ``log_interval`` (non-terminal
-    lines, 10 s), ``width`` and ``clock``."""
+    lines, 10 s), ``width``, ``clock`` and ``unit`` (what is counted, ``"it"``)."""
     return Progress(iterable, total=total, desc=desc, stream=stream, enabled=enabled, **kw)
