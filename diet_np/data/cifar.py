@@ -362,7 +362,8 @@ def fetch_archive(name: str, root=None, timeout: float = DOWNLOAD_TIMEOUT_S, dow
                         f"archive so that {root / spec['folder']} exists")
     if not download:
         raise DataError(f"{name} not found: neither {root / spec['folder']} nor {archive} exists "
-                        f"and download=False; {_manual_hint(name, root)}")
+                        f"and downloading is off (download=False, --no-download); "
+                        f"{_manual_hint(name, root)}")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
