@@ -154,8 +154,9 @@ def default_rng(xp, seed):
 
 def require_array(name: str, a) -> None:
     """Raise a clear ``TypeError`` naming ``name`` when ``a`` is not a NumPy, CuPy or
-    strict-device array (a list, a Python or NumPy scalar, ...)."""
-    if _library_of(a) is None:
+    strict-device array (a list, a Python number, ...).  A NumPy scalar (what
+    arithmetic on a 0-d NumPy array returns) counts as a 0-d host array."""
+    if _library_of(a) is None and not isinstance(a, np.generic):
         raise TypeError(f"{name} must be an array (NumPy, CuPy or strict device); got "
                         f"{type(a).__name__} {a!r:.60}")
 
