@@ -2,6 +2,7 @@
 here, the embedded shapes set, transforms (NumPy vs strict device) and batches."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -183,6 +184,25 @@ def test_unusable_archive_in_place_is_kept(tmp_path, monkeypatch, archive10):
     assert sorted(p.name for p in root.iterdir()) == [placed.name]
 
 
+def test_disk_full_during_extraction_keeps_the_download(tmp_path, monkeypatch, archive10):
+    """A write error is not a corrupt archive: the verified download stays for the next try."""
+    path, md5, _ = archive10
+    serve(monkeypatch, "cifar10", path, md5)
+    root = tmp_path / "root"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", full)
+    with pytest.raises(DataError, match="No space left on device.*was kept") as info:
+        load_cifar("cifar10", root=root)
+    assert "corrupt" not in str(info.value)
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-python.tar.gz"]
+    monkeypatch.undo()
+    serve(monkeypatch, "cifar10", tmp_path / "nowhere.tar.gz", md5)  # no second download
+    assert load_cifar("cifar10", root=root).x_train.shape[0] == 20
+
+
 def test_download_progress_on_stderr(tmp_path, monkeypatch, capsys, archive10):
     path, md5, _ = archive10
     serve(monkeypatch, "cifar10", path, md5)
@@ -206,7 +226,7 @@ def test_truncated_archive(tmp_path, monkeypatch, archive10):
         load_cifar("cifar10", root=root)
     # ... and even if the checksum matched, extraction reports it and removes its own download.
     serve(monkeypatch, "cifar10", cut, hashlib.md5(cut.read_bytes()).hexdigest())
-    with pytest.raises(DataError, match="truncated or corrupt.*downloaded by this call was removed"):
+    with pytest.raises(DataError, match="corrupt.*downloaded by this call was removed"):
         load_cifar("cifar10", root=root)
     assert sorted(p.name for p in root.iterdir()) == []
 

@@ -33,6 +33,6 @@ def load_dataset(name: str, root=None, download: bool = True, show_progress: boo
 __all__ = [
     "ARCHIVES", "DATASETS", "ENV_VAR", "SHAPE_CLASSES", "DataError", "Dataset",
     "apply_crop_flip", "channel_stats", "check_labeled_images", "crop_flip_params", "data_dir",
-    "extract_archive", "fetch_archive", "iterate_batches", "load_cifar", "load_dataset", "make_shapes",
-    "normalize", "num_batches", "random_crop_flip", "read_cifar_folder",
+    "extract_archive", "fetch_archive", "iterate_batches", "load_cifar", "load_dataset",
+    "make_shapes", "normalize", "num_batches", "random_crop_flip", "read_cifar_folder",
 ]

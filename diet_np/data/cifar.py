@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,10 @@ _LAYOUT = {
 
 class DataError(ValueError):
     """Missing, incomplete, corrupt or undownloadable data (the message names the file or URL)."""
+
+
+class _CannotWrite(DataError):
+    """Extraction failed while writing (disk full, permissions): the archive itself is fine."""
 
 
 # ----------------------------------------------------------------------------
@@ -152,10 +157,10 @@ def check_labeled_images(x, y, num_classes: int, what: str, image_shape=None) ->
     """
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[0] == 0 \
             or (image_shape is not None and x.shape[1:] != tuple(image_shape)):
-        shape = "(N, C, H, W)" if image_shape is None else f"(N, {', '.join(map(str, image_shape))})"
+        shape = "C, H, W" if image_shape is None else ", ".join(map(str, image_shape))
         desc = (f"{type(x).__name__} dtype {getattr(x, 'dtype', '?')} "
                 f"shape {getattr(x, 'shape', '?')}")
-        raise DataError(f"{what} images: expected a non-empty host uint8 array {shape}, "
+        raise DataError(f"{what} images: expected a non-empty host uint8 array (N, {shape}), "
                         f"got {desc}")
     if not isinstance(y, np.ndarray) or y.shape != (x.shape[0],):
         raise DataError(f"{what}: {x.shape[0]} images but labels of shape "
@@ -404,7 +409,11 @@ def extract_archive(name: str, archive, root=None) -> Path:
     root = data_dir(root)
     archive = Path(archive)
     target = root / spec["folder"]
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{spec['folder']}.extract-"))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{spec['folder']}.extract-"))
+    except OSError as exc:
+        raise _CannotWrite(f"cannot extract {archive}: cannot write in {root} "
+                           f"({exc.strerror})") from exc
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
@@ -415,7 +424,13 @@ def extract_archive(name: str, archive, root=None) -> Path:
                     tar.extractall(staging)
         except DataError:
             raise
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        except OSError as exc:
+            if exc.errno is not None:  # writing failed (disk full, permissions), not reading
+                raise _CannotWrite(f"cannot extract {archive} into {root} ({exc.strerror}); "
+                                   "free some space or fix the permissions and try again") from exc
+            raise DataError(f"archive {archive} is truncated or corrupt "
+                            f"({type(exc).__name__}: {exc})") from exc
+        except (tarfile.TarError, EOFError, ValueError, zlib.error) as exc:
             raise DataError(f"archive {archive} is truncated or corrupt "
                             f"({type(exc).__name__}: {exc})") from exc
         extracted = staging / spec["folder"]
@@ -426,9 +441,10 @@ def extract_archive(name: str, archive, root=None) -> Path:
                             f"{', '.join(missing)}")
         try:
             os.replace(extracted, target)
-        except OSError:
+        except OSError as exc:
             if not target.is_dir():  # a concurrent extraction may have won the race
-                raise
+                raise _CannotWrite(f"cannot move the extracted folder to {target} "
+                                   f"({exc.strerror})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -454,6 +470,8 @@ def load_cifar(name: str = "cifar10", root=None, download: bool = True,
         archive = fetch_archive(name, root, download=download, show_progress=show_progress)
         try:
             extract_archive(name, archive, root)
+        except _CannotWrite as exc:
+            raise DataError(f"{exc}; {archive} was kept") from exc
         except DataError as exc:
             if found:
                 raise DataError(f"{exc}; {archive} was left in place") from exc
