@@ -154,6 +154,15 @@ def default_rng(xp, seed):
     return xp.random.default_rng(seed)
 
 
+def require_array(name: str, a) -> None:
+    """Raise a clear ``TypeError`` naming ``name`` when ``a`` is not a NumPy, CuPy or
+    strict-device array (a list, a Python number, ...).  A NumPy scalar (what
+    arithmetic on a 0-d NumPy array returns) counts as a 0-d host array."""
+    if _library_of(a) is None and not isinstance(a, np.generic):
+        raise TypeError(f"{name} must be an array (NumPy, CuPy or strict device); got "
+                        f"{type(a).__name__} {a!r:.60}")
+
+
 def check_float_dtype(name: str, a, allowed=(np.float32, np.float64)) -> None:
     """Raise a clear ``TypeError`` when ``a`` is not of a floating dtype we train in."""
     if np.dtype(a.dtype) not in [np.dtype(d) for d in allowed]:

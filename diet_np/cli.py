@@ -248,7 +248,8 @@ def _data(args, recorded=None, *, source=""):
                               "them out to use the checkpoint's data")
         spec = dict(name=recorded["name"], n_train=recorded["n_train"],
                     n_test=args.n_test or recorded["n_test"], seed=recorded["seed"] or 0)
-    dataset = load_data(**spec, root=args.data_dir, download=not args.no_download)
+    dataset = load_data(**spec, root=args.data_dir, download=not args.no_download,
+                        show_progress=not args.quiet)
     if recorded is not None:
         for key, have in (("num_classes", dataset.num_classes),
                           ("input_shape", list(dataset.x_train.shape[1:]))):

@@ -17,6 +17,9 @@ k = 1 + round(0.997 * (n - 1)), no interpolation.  A layer whose maximum stays
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .backend import array_module
@@ -72,6 +75,11 @@ def find_thresholds(net, params, x, T_find: int = 100, q: float = 0.997, show_pr
                              check=False)
         xp = array_module(per_step[0])
         threshold = float(xp.stack(per_step).max())
+        if not math.isfinite(threshold):
+            raise ConversionError(
+                f"layer {layer}: the threshold search found a non-finite input-current "
+                f"percentile ({threshold}); the ANN parameters or the images hold NaN or "
+                "infinite values, or the ANN diverged")
         if not threshold > 0:
             raise ConversionError(
                 f"layer {layer} stayed silent during the threshold search (the {q:.1%} "
@@ -83,13 +91,34 @@ def find_thresholds(net, params, x, T_find: int = 100, q: float = 0.997, show_pr
     return found
 
 
+def _check_scale(scale) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"threshold scale must be a number; got {type(scale).__name__} "
+                        f"{scale!r}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ConversionError(f"threshold scale must be a finite number > 0; got {scale}")
+
+
 def scale_thresholds(params, scale: float) -> None:
-    """Step 3: multiply every threshold by ``scale`` (0.2-0.7 in the authors' scripts)."""
-    if not scale > 0:
-        raise ValueError(f"threshold scale must be > 0; got {scale}")
-    for key, value in params.items():
-        if key.endswith(".threshold"):
-            value *= scale
+    """Step 3: multiply every threshold by ``scale`` (0.2-0.7 in the authors' scripts).
+
+    ``scale`` must be a finite number > 0, and every scaled threshold must stay
+    finite and > 0 in the parameters' dtype (float32 overflows above about 3.4e38);
+    otherwise :class:`ConversionError` names the value or the layer and nothing is
+    changed.
+    """
+    _check_scale(scale)
+    scaled = {key: (value * scale).astype(value.dtype) for key, value in params.items()
+              if key.endswith(".threshold")}
+    for key, value in scaled.items():
+        v = float(value)
+        if not (math.isfinite(v) and v > 0):
+            raise ConversionError(
+                f"layer {key.removesuffix('.threshold')}: threshold {float(params[key])} times "
+                f"scale {scale} gives {v} in {value.dtype}; choose a scale that keeps every "
+                "threshold finite and > 0")
+    for key, value in scaled.items():
+        params[key][...] = value
 
 
 def convert(net, ann_params, x, T_find: int = 100, scale: float = 0.7, q: float = 0.997,
@@ -97,6 +126,7 @@ def convert(net, ann_params, x, T_find: int = 100, scale: float = 0.7, q: float 
     """The whole conversion: returns ``(snn_params, unscaled_thresholds)``."""
     if not isinstance(T_find, (int, np.integer)) or T_find < 1:
         raise ValueError(f"T_find must be an integer >= 1; got {T_find!r}")
+    _check_scale(scale)  # before the search, which takes a while
     params = ann_to_snn_params(ann_params)
     found = find_thresholds(net, params, x, T_find, q, show_progress)
     scale_thresholds(params, scale)

@@ -14,12 +14,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import array_module, check_float_dtype, to_device
+from .backend import array_module, check_float_dtype, require_array, to_device
 from .layers import Context, Sequential
 from .parallel import pool_scope
 from .surrogates import get_surrogate
 
 MODES = ("snn", "ann")
+DROPOUT_KINDS = ("conv", "fc")   # the ``kind`` of each :class:`~diet_np.layers.Dropout`
+
+
+def _check_dropout(dropout) -> dict:
+    """A copy of the dropout rates ``{"conv": p, "fc": p}``, each a number in [0, 1)."""
+    if not isinstance(dropout, dict):
+        raise TypeError(f"dropout must be a dict like {{'conv': 0.2, 'fc': 0.5}}; got "
+                        f"{type(dropout).__name__} {dropout!r}")
+    for key, rate in dropout.items():
+        if key not in DROPOUT_KINDS:
+            raise ValueError(f"unknown dropout key {key!r} (rate {rate!r}); the keys are "
+                             f"{', '.join(map(repr, DROPOUT_KINDS))}")
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise ValueError(f"dropout[{key!r}] is {rate!r}; a dropout rate must be a number "
+                             "in [0, 1)")
+    return dict(dropout)
 
 
 class StopStep(Exception):
@@ -90,8 +106,9 @@ class Network:
     def validate(self, params, x=None, T=1, mode="snn"):
         """Raise a clear error for bad parameters, input, T or mode.
 
-        Checks keys and shapes, one float dtype, one backend, finite input,
-        T >= 1, and (SNN) leak in [0, 1] and threshold > 0 for every layer.
+        Checks keys, that every parameter and ``x`` is an array (not a list or a
+        Python float), shapes, one float dtype, one backend, finite input, T >= 1,
+        and (SNN) leak in [0, 1] and threshold > 0 for every layer.
         Reading values synchronises with the device; training loops that keep
         parameters in range themselves pass ``check=False`` to forward.
         """
@@ -106,6 +123,10 @@ class Network:
         if missing or extra:
             raise KeyError(f"{self.name}: parameters do not match the network "
                            f"(missing {missing[:3]}, unexpected {extra[:3]})")
+        for key in self.specs:
+            require_array(f"parameter {key}", params[key])
+        if x is not None:
+            require_array("x (the input batch)", x)
         xp = array_module(x, *params.values())
         dtype = None
         for key, spec in self.specs.items():
@@ -142,9 +163,10 @@ class Network:
     def _context(self, T, mode, train, rng, surrogate, smooth, dropout, dtype):
         if train and not isinstance(train, bool):
             raise TypeError("train must be True or False")
+        rates = _check_dropout(self.dropout if dropout is None else dropout)
         return Context(T=T if mode == "snn" else 1, snn=mode == "snn", train=train, rng=rng,
-                       surrogate=get_surrogate(surrogate), smooth=smooth,
-                       dropout=self.dropout if dropout is None else dict(dropout), dtype=dtype)
+                       surrogate=get_surrogate(surrogate), smooth=smooth, dropout=rates,
+                       dtype=dtype)
 
     # -- forward and backward ----------------------------------------------
     def forward(self, params, x, *, train, T=1, mode="snn", rng=None, surrogate="triangle",

@@ -26,17 +26,20 @@ from .training import evaluate, fit
 SHAPES_DEFAULT = {"n_train": 5000, "n_test": 1000}
 
 
-def load_data(name, root=None, download=True, n_train=None, n_test=None, seed=0):
+def load_data(name, root=None, download=True, n_train=None, n_test=None, seed=0,
+              show_progress=True):
     """The data set by name, cut to its first ``n_train`` / ``n_test`` images when given.
 
-    ``shapes`` is drawn from ``seed`` (default 5,000 / 1,000 images); for CIFAR,
+    ``shapes`` is drawn from ``seed`` (default 5,000 / 1,000 images); CIFAR is
+    downloaded when missing and allowed (a progress bar unless ``show_progress``
+    is False); for CIFAR,
     ``n_train`` / ``n_test`` take the first images of the official files (their
     order is already random), and the normalisation comes from that subset.
     """
     if name == "shapes":
         return load_dataset(name, n_train=n_train or SHAPES_DEFAULT["n_train"],
                             n_test=n_test or SHAPES_DEFAULT["n_test"], seed=seed)
-    dataset = load_dataset(name, root=root, download=download)
+    dataset = load_dataset(name, root=root, download=download, show_progress=show_progress)
     if n_train in (None, len(dataset.x_train)) and n_test in (None, len(dataset.x_test)):
         return dataset
     sizes = {"training": (n_train, len(dataset.x_train)), "test": (n_test, len(dataset.x_test))}

@@ -44,7 +44,7 @@ class Progress:
 
     def __init__(self, iterable=None, total=None, desc="", stream=None, enabled=True,
                  min_interval=0.1, log_interval=10.0, width=20, clock=time.monotonic,
-                 columns=None):
+                 columns=None, unit="it"):
         if total is None and iterable is not None:
             try:
                 total = len(iterable)
@@ -55,6 +55,7 @@ class Progress:
         self.iterable = iterable
         self.total = total
         self.desc = desc
+        self.unit = unit
         self.stream = sys.stderr if stream is None else stream
         self.enabled = bool(enabled)
         self.n = 0
@@ -142,11 +143,11 @@ class Progress:
             parts.append(f"{self.n}" + (f"/{self.total}" if self.total == 0 else ""))
             times = _fmt_time(elapsed)
         if not math.isfinite(rate):
-            speed = "? it/s"
+            speed = f"? {self.unit}/s"
         elif rate >= 1 or rate == 0:
-            speed = f"{rate:.2f} it/s"
+            speed = f"{rate:.2f} {self.unit}/s"
         else:
-            speed = f"{1 / rate:.2f} s/it"
+            speed = f"{1 / rate:.2f} s/{self.unit}"
         parts.append(f"| {times}, {speed}")
         if self.postfix:
             parts.append("| " + ", ".join(f"{k}={v}" for k, v in self.postfix.items()))
@@ -173,5 +174,5 @@ def progress(iterable=None, total=None, desc="", stream=None, enabled=True, **kw
     ``sys.stderr``; ``enabled=False`` prints nothing).  Extra keywords:
     ``min_interval`` (terminal redraw, 0.1 s), ``log_interval`` (non-terminal
     lines, 10 s), ``width`` (of the bar), ``columns`` (of the terminal; default:
-    asked of it) and ``clock``."""
+    asked of it), ``clock`` and ``unit`` (what is counted, ``"it"``)."""
     return Progress(iterable, total=total, desc=desc, stream=stream, enabled=enabled, **kw)

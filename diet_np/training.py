@@ -31,7 +31,7 @@ import numpy as np
 
 from .backend import array_module, default_rng, to_host
 from .checkpoint import check_compatible
-from .data import iterate_batches, num_batches
+from .data import check_labeled_images, iterate_batches, num_batches
 from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
 from .metrics import network_spike_rate, spike_rates
 from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
@@ -146,7 +146,7 @@ def train_step(net, params, opt, x, y, *, cfg, rng, lr):
     """
     logits, trace = net.forward(params, x, train=True, T=cfg.T, mode=cfg.mode, rng=rng,
                                 surrogate=cfg.surrogate, dropout=cfg.dropout, check=False)
-    loss, dlogits = softmax_cross_entropy(logits, y)
+    loss, dlogits = softmax_cross_entropy(logits, y, check=False)   # labels checked per run
     grads = net.backward(params, dlogits, trace)
     opt.step(params, grads, lr=lr)
     if cfg.mode == "snn":
@@ -184,6 +184,7 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     the multi-step forward keeps every step's potentials, so memory grows with T.
     """
     net.validate(params, None, T, mode)
+    check_labeled_images(x, y, net.num_classes, desc, net.input_shape)
     batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
     loss_sum = correct = 0
     counts = {}
@@ -194,7 +195,7 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
         xb = xb.astype(params[next(iter(params))].dtype, copy=False)
         logits, trace = net.forward(params, xb, train=False, T=T, mode=mode, check=False,
                                     surrogate=surrogate)
-        loss, _ = softmax_cross_entropy(logits, yb)
+        loss, _ = softmax_cross_entropy(logits, yb, check=False)
         loss_sum = loss_sum + loss * len(yb)
         correct = correct + (logits.argmax(axis=1) == yb).sum()
         for k, v in trace.spike_counts.items():
@@ -302,6 +303,9 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
     ``overwrite``.
     """
     cfg.validate()
+    for split in ("train", "test"):
+        check_labeled_images(getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}"),
+                             net.num_classes, f"{dataset.name} {split}", net.input_shape)
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     log = RunLog(os.path.join(run_dir, LOG))
     data = data_record(dataset)

@@ -2,6 +2,7 @@
 here, the embedded shapes set, transforms (NumPy vs strict device) and batches."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -13,9 +14,9 @@ import numpy as np
 import pytest
 
 from diet_np.backend import default_rng, get_xp, to_host
-from diet_np.data import (DATASETS, DataError, apply_crop_flip, crop_flip_params, data_dir,
-                          iterate_batches, load_cifar, load_dataset, make_shapes, normalize,
-                          num_batches, random_crop_flip)
+from diet_np.data import (DATASETS, DataError, apply_crop_flip, check_labeled_images,
+                          crop_flip_params, data_dir, iterate_batches, load_cifar, load_dataset,
+                          make_shapes, normalize, num_batches, random_crop_flip)
 from diet_np.data import cifar
 
 SX = get_xp("strict")
@@ -134,13 +135,84 @@ def test_checksum_mismatch_leaves_nothing_trusted(tmp_path, monkeypatch, archive
     assert load_cifar("cifar10", root=root).x_train.shape[0] == 20
 
 
-def test_stale_archive_in_root_is_fetched_again(tmp_path, monkeypatch, archive10):
+def test_mismatched_archive_in_place_is_reported_and_kept(tmp_path, monkeypatch, archive10):
     path, md5, _ = archive10
     serve(monkeypatch, "cifar10", path, md5)
     root = tmp_path / "root"
     root.mkdir()
-    (root / "cifar-10-python.tar.gz").write_bytes(b"not the archive")
+    placed = root / "cifar-10-python.tar.gz"
+    placed.write_bytes(b"not the archive")
+    actual = hashlib.md5(b"not the archive").hexdigest()
+    for download in (True, False):
+        with pytest.raises(DataError, match="checksum mismatch") as info:
+            load_cifar("cifar10", root=root, download=download)
+        message = str(info.value)
+        assert str(placed) in message and md5 in message and actual in message
+        assert path.as_uri() in message and "delete it" in message
+        assert placed.read_bytes() == b"not the archive"  # a file we did not write is kept
+        assert sorted(p.name for p in root.iterdir()) == [placed.name]
+    placed.unlink()  # the user follows the advice
     assert load_cifar("cifar10", root=root).x_train.shape[0] == 20
+
+
+def test_no_download_extracts_an_archive_in_place(tmp_path, monkeypatch, archive10):
+    path, md5, _ = archive10
+    serve(monkeypatch, "cifar10", tmp_path / "nowhere.tar.gz", md5)
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="not found") as info:
+        load_cifar("cifar10", root=root, download=False)
+    assert str(root / "cifar-10-batches-py") in str(info.value) and not root.exists()
+    root.mkdir()
+    (root / "cifar-10-python.tar.gz").write_bytes(path.read_bytes())
+    ds = load_cifar("cifar10", root=root, download=False)  # verified and extracted, no network
+    assert ds.x_train.shape[0] == 20 and (root / "cifar-10-batches-py").is_dir()
+    assert (root / "cifar-10-python.tar.gz").read_bytes() == path.read_bytes()
+
+
+def test_unusable_archive_in_place_is_kept(tmp_path, monkeypatch, archive10):
+    """An archive with the expected MD5 that cannot be extracted stays where the user put it."""
+    path, _, _ = archive10
+    root = tmp_path / "root"
+    root.mkdir()
+    placed = root / "cifar-10-python.tar.gz"
+    placed.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    serve(monkeypatch, "cifar10", tmp_path / "nowhere.tar.gz",
+          hashlib.md5(placed.read_bytes()).hexdigest())
+    with pytest.raises(DataError, match="truncated or corrupt.*left in place"):
+        load_cifar("cifar10", root=root)
+    assert placed.stat().st_size == path.stat().st_size // 2
+    assert sorted(p.name for p in root.iterdir()) == [placed.name]
+
+
+def test_disk_full_during_extraction_keeps_the_download(tmp_path, monkeypatch, archive10):
+    """A write error is not a corrupt archive: the verified download stays for the next try."""
+    path, md5, _ = archive10
+    serve(monkeypatch, "cifar10", path, md5)
+    root = tmp_path / "root"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", full)
+    with pytest.raises(DataError, match="No space left on device.*was kept") as info:
+        load_cifar("cifar10", root=root)
+    assert "corrupt" not in str(info.value)
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-python.tar.gz"]
+    monkeypatch.undo()
+    serve(monkeypatch, "cifar10", tmp_path / "nowhere.tar.gz", md5)  # no second download
+    assert load_cifar("cifar10", root=root).x_train.shape[0] == 20
+
+
+def test_download_progress_on_stderr(tmp_path, monkeypatch, capsys, archive10):
+    path, md5, _ = archive10
+    serve(monkeypatch, "cifar10", path, md5)
+    load_cifar("cifar10", root=tmp_path / "quiet", show_progress=False)
+    assert capsys.readouterr().err == ""
+    load_cifar("cifar10", root=tmp_path / "shown")
+    lines = capsys.readouterr().err.splitlines()
+    # not a terminal: one final line, no carriage returns
+    assert len(lines) == 1 and "\r" not in lines[0]
+    assert lines[0].startswith("downloading cifar-10-python.tar.gz: 100%") and "MiB/s" in lines[0]
 
 
 def test_truncated_archive(tmp_path, monkeypatch, archive10):
@@ -152,9 +224,9 @@ def test_truncated_archive(tmp_path, monkeypatch, archive10):
     serve(monkeypatch, "cifar10", cut, md5)
     with pytest.raises(DataError, match="checksum mismatch"):
         load_cifar("cifar10", root=root)
-    # ... and even if the checksum matched, extraction reports it and cleans up.
+    # ... and even if the checksum matched, extraction reports it and removes its own download.
     serve(monkeypatch, "cifar10", cut, hashlib.md5(cut.read_bytes()).hexdigest())
-    with pytest.raises(DataError, match="truncated or corrupt"):
+    with pytest.raises(DataError, match="corrupt.*downloaded by this call was removed"):
         load_cifar("cifar10", root=root)
     assert sorted(p.name for p in root.iterdir()) == []
 
@@ -263,6 +335,27 @@ def test_cifar100_archive(tmp_path, monkeypatch):
     assert ds.num_classes == 100 and len(ds.class_names) == 100 and ds.class_names[7] == "c7"
     np.testing.assert_array_equal(ds.y_train, train[b"fine_labels"])
     np.testing.assert_array_equal(ds.x_test, test[b"data"].reshape(-1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(x=np.zeros((0, 3, 32, 32), np.uint8), y=np.zeros(0, np.int64)), "non-empty"),
+    (dict(x=np.zeros((4, 3, 32, 32), np.float32)), "uint8"),
+    (dict(x=[[0]]), "list"),
+    (dict(image_shape=(3, 8, 8)), r"\(N, 3, 8, 8\)"),
+    (dict(y=np.zeros(3, np.int64)), r"4 images but labels of shape \(3,\)"),
+    (dict(y=[0, 1, 2, 3]), "host array"),
+    (dict(y=np.zeros(4, np.float32)), "dtype float32"),
+    (dict(y=np.array([0, 1, 3, 2])), r"\[0, 3\), got range \[0, 3\]"),
+    (dict(y=np.array([0, -1, 2, 2])), r"range \[-1, 2\]"),
+])
+def test_check_labeled_images(change, match):
+    args = dict(x=np.zeros((4, 3, 32, 32), np.uint8), y=np.array([0, 1, 2, 2]), num_classes=3,
+                what="my set", image_shape=None)
+    check_labeled_images(**args)
+    args.update(change)
+    with pytest.raises(ValueError, match=match) as info:
+        check_labeled_images(**args)
+    assert "my set" in str(info.value)
 
 
 # ---------------------------------------------------------------------------

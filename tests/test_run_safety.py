@@ -344,3 +344,15 @@ def test_a_library_bug_keeps_its_traceback(ann_run, monkeypatch):
 def test_energy_refuses_flags_it_would_ignore(capsys):
     code, text = _cli(["energy", "--arch", "vgg5", "--dataset", "cifar10"], capsys)
     assert code == 2 and "takes no --dataset" in text
+
+
+# -- 9. the evaluation boundary -------------------------------------------------------
+def test_evaluate_refuses_empty_sets_and_labels_out_of_range(shapes):
+    from diet_np.data import DataError
+    net = build_network(TINY, shapes.num_classes)
+    params = net.init_params(0)
+    kw = dict(T=1, mode="ann", xp=np, show_progress=False)
+    with pytest.raises(DataError, match="non-empty"):
+        training.evaluate(net, params, shapes.x_test[:0], shapes.y_test[:0], shapes, **kw)
+    with pytest.raises(DataError, match=r"\[0, 10\)"):
+        training.evaluate(net, params, shapes.x_test, shapes.y_test + 5, shapes, **kw)

@@ -1,11 +1,13 @@
 """CIFAR-10 / CIFAR-100 from the official "python version" archives.
 
 :func:`load_cifar` reads ``<root>/cifar-10-batches-py/`` (or ``cifar-100-python/``)
-when it exists; otherwise it downloads the archive named in :data:`ARCHIVES`,
-checks its MD5 and extracts it.  Downloads go to a temporary file and the folder
-is extracted into a temporary directory that is moved into place (``os.replace``)
-only when complete, so a failed or corrupt download never leaves a folder that a
-later call would trust.
+when it exists; otherwise it takes the archive named in :data:`ARCHIVES` from the
+root (or downloads it), checks its MD5 and extracts it.  Downloads go to a
+temporary file and the folder is extracted into a temporary directory that is
+moved into place (``os.replace``) only when complete, so a failed or corrupt
+download never leaves a folder that a later call would trust.  The library
+removes only files it wrote itself: an archive found in place with the wrong MD5
+is reported (expected and actual MD5) and left where it is.
 
 The root is :func:`data_dir`: an explicit argument, else the environment variable
 ``DIET_NP_DATA``, else a per-user cache folder.  All data stays on the host as
@@ -23,16 +25,19 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DietError
+from ..progress import progress
 
 ENV_VAR = "DIET_NP_DATA"
 IMAGE_SHAPE = (3, 32, 32)
 DOWNLOAD_TIMEOUT_S = 60.0
+_MIB = 1 << 20
 
 #: Where each archive comes from and what it contains.  Module-level so tests can
 #: point ``url``/``md5`` at a small archive of their own (``file://`` URLs work).
@@ -63,6 +68,10 @@ _LAYOUT = {
 
 class DataError(DietError, ValueError):
     """Missing, incomplete, corrupt or undownloadable data (the message names the file or URL)."""
+
+
+class _CannotWrite(DataError):
+    """Extraction failed while writing (disk full, permissions): the archive itself is fine."""
 
 
 # ----------------------------------------------------------------------------
@@ -130,13 +139,9 @@ class Dataset:
         """Validate the arrays and compute ``mean``/``std`` from ``x_train``."""
         class_names = tuple(class_names)
         k = len(class_names)
-        for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-            _check_images(f"{name} {split} images", x)
-            y = np.asarray(y)
-            if y.shape != (x.shape[0],):
-                raise DataError(f"{name} {split}: {x.shape[0]} images but labels of shape "
-                                f"{y.shape}")
-            _check_labels(f"{name} {split} labels", y, k)
+        y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+        check_labeled_images(x_train, y_train, k, f"{name} train", IMAGE_SHAPE)
+        check_labeled_images(x_test, y_test, k, f"{name} test", IMAGE_SHAPE)
         mean, std = channel_stats(x_train)
         return cls(name=name, x_train=x_train, y_train=np.asarray(y_train, np.int64),
                    x_test=x_test, y_test=np.asarray(y_test, np.int64), class_names=class_names,
@@ -147,19 +152,33 @@ class Dataset:
                 f"test={self.x_test.shape[0]}, classes={self.num_classes}, note={self.note!r})")
 
 
-def _check_images(what: str, x) -> None:
-    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 \
-            or x.shape[1:] != IMAGE_SHAPE or x.shape[0] == 0:
+def check_labeled_images(x, y, num_classes: int, what: str, image_shape=None) -> None:
+    """Raise :class:`DataError` (a ``ValueError``) unless ``x``/``y`` are a usable labelled set.
+
+    ``x``: a non-empty host uint8 array (N, C, H, W), of shape (N, *image_shape) when
+    ``image_shape`` is given; ``y``: a host integer array (N,) with every label in
+    [0, num_classes).  ``what`` names the set in the message (e.g. "cifar10 test").
+    """
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[0] == 0 \
+            or (image_shape is not None and x.shape[1:] != tuple(image_shape)):
+        shape = "C, H, W" if image_shape is None else ", ".join(map(str, image_shape))
         desc = (f"{type(x).__name__} dtype {getattr(x, 'dtype', '?')} "
                 f"shape {getattr(x, 'shape', '?')}")
-        raise DataError(f"{what}: expected a non-empty host uint8 array (N, 3, 32, 32), got {desc}")
+        raise DataError(f"{what} images: expected a non-empty host uint8 array (N, {shape}), "
+                        f"got {desc}")
+    if not isinstance(y, np.ndarray) or y.shape != (x.shape[0],):
+        raise DataError(f"{what}: {x.shape[0]} images but labels of shape "
+                        f"{getattr(y, 'shape', '?')} ({type(y).__name__}); expected a host "
+                        f"array of shape ({x.shape[0]},)")
+    _check_labels(f"{what} labels", y, num_classes)
 
 
 def _check_labels(what: str, y: np.ndarray, num_classes: int) -> None:
-    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_classes):
-        lo, hi = (y.min(), y.max()) if y.size else (None, None)
-        raise DataError(f"{what}: expected integers in [0, {num_classes}), got dtype {y.dtype} "
-                        f"range [{lo}, {hi}]")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{what}: expected integers in [0, {num_classes}), got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise DataError(f"{what}: expected integers in [0, {num_classes}), got range "
+                        f"[{y.min()}, {y.max()}]")
 
 
 # ----------------------------------------------------------------------------
@@ -296,52 +315,87 @@ def _manual_hint(name: str, root: Path) -> str:
             f"holds {spec['folder']}/")
 
 
-def _download(url: str, dest: Path, timeout: float) -> str:
-    """Stream ``url`` to ``dest``; return the MD5 of what was written."""
+def _mib(n_bytes: int) -> int:
+    """Whole MiB, rounded up (the download bar's unit)."""
+    return -(-n_bytes // _MIB)
+
+
+def _download(url: str, dest: Path, timeout: float, show_progress: bool) -> str:
+    """Stream ``url`` to ``dest`` with a progress bar on stderr; return the MD5 of what was
+    written."""
     h = hashlib.md5()
     written = 0
     with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:
         expected = resp.headers.get("Content-Length")
-        while block := resp.read(1 << 20):
-            out.write(block)
-            h.update(block)
-            written += len(block)
-    if expected is not None and expected.isdigit() and int(expected) != written:
-        raise DataError(f"download of {url} was cut short: got {written} of {expected} bytes")
+        size = int(expected) if expected is not None and expected.isdigit() else None
+        bar = progress(total=None if size is None else _mib(size), unit="MiB",
+                       desc=f"downloading {url.rsplit('/', 1)[-1]}", enabled=show_progress)
+        with bar:
+            while block := resp.read(_MIB):
+                out.write(block)
+                h.update(block)
+                written += len(block)
+                bar.update(_mib(written) - bar.n)
+    if size is not None and size != written:
+        raise DataError(f"download of {url} was cut short: got {written} of {size} bytes")
     return h.hexdigest()
 
 
-def fetch_archive(name: str, root=None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Make sure ``root/<archive>`` exists with the right MD5, downloading it if needed."""
+def _verify_in_place(name: str, archive: Path) -> None:
+    """Check the MD5 of an archive the library found (and so never removes)."""
+    spec = ARCHIVES[name]
+    actual = md5_of(archive)
+    if actual != spec["md5"]:
+        raise DataError(f"checksum mismatch for {archive}: expected MD5 {spec['md5']}, got "
+                        f"{actual}; the file was left in place: download {spec['url']} again "
+                        f"and replace it, or delete it to let diet-np download it")
+
+
+def fetch_archive(name: str, root=None, timeout: float = DOWNLOAD_TIMEOUT_S, download=True,
+                  show_progress=True) -> Path:
+    """Return ``root/<archive>`` with its MD5 checked, downloading it if it is absent.
+
+    An archive already in place is only read: a wrong MD5 raises :class:`DataError`
+    and the file stays where it is.  A download goes to a hidden ``.part`` file that
+    becomes the archive only once its MD5 matches.  ``download=False`` raises
+    "not found" instead of downloading.
+    """
     spec = ARCHIVES[name]
     root = data_dir(root)
+    archive = root / spec["filename"]
+    if archive.is_file():
+        _verify_in_place(name, archive)
+        return archive
+    if archive.exists():
+        raise DataError(f"{archive} exists but is not a file; move it away, or extract the "
+                        f"archive so that {root / spec['folder']} exists")
+    if not download:
+        raise DataError(f"{name} not found: neither {root / spec['folder']} nor {archive} exists "
+                        f"and downloading is off (download=False, --no-download); "
+                        f"{_manual_hint(name, root)}")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create data folder {root}: {exc}") from None
-    archive = root / spec["filename"]
-    if archive.is_file():
-        actual = md5_of(archive)
-        if actual == spec["md5"]:
-            return archive
-        archive.unlink()  # stale or corrupt: never trusted, fetched again below
     fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{spec['filename']}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         try:
-            actual = _download(spec["url"], tmp, timeout)
+            actual = _download(spec["url"], tmp, timeout, show_progress)
         except DataError:
             raise
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             raise DataError(f"could not download {spec['url']} ({type(exc).__name__}: {exc}); "
                             f"without network access, {_manual_hint(name, root)}") from exc
         if actual != spec["md5"]:
-            raise DataError(f"checksum mismatch for {spec['url']}: expected MD5 {spec['md5']}, "
-                            f"got {actual}; the download was discarded")
+            raise DataError(f"checksum mismatch for the download of {spec['url']}: expected MD5 "
+                            f"{spec['md5']}, got {actual}; the download was discarded (nothing "
+                            f"was written to {archive}); try again later, or "
+                            f"{_manual_hint(name, root)}")
         os.replace(tmp, archive)
     finally:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # only our own .part file
     return archive
 
 
@@ -359,7 +413,11 @@ def extract_archive(name: str, archive, root=None) -> Path:
     root = data_dir(root)
     archive = Path(archive)
     target = root / spec["folder"]
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{spec['folder']}.extract-"))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{spec['folder']}.extract-"))
+    except OSError as exc:
+        raise _CannotWrite(f"cannot extract {archive}: cannot write in {root} "
+                           f"({exc.strerror})") from exc
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
@@ -370,7 +428,13 @@ def extract_archive(name: str, archive, root=None) -> Path:
                     tar.extractall(staging)
         except DataError:
             raise
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        except OSError as exc:
+            if exc.errno is not None:  # writing failed (disk full, permissions), not reading
+                raise _CannotWrite(f"cannot extract {archive} into {root} ({exc.strerror}); "
+                                   "free some space or fix the permissions and try again") from exc
+            raise DataError(f"archive {archive} is truncated or corrupt "
+                            f"({type(exc).__name__}: {exc})") from exc
+        except (tarfile.TarError, EOFError, ValueError, zlib.error) as exc:
             raise DataError(f"archive {archive} is truncated or corrupt "
                             f"({type(exc).__name__}: {exc})") from exc
         extracted = staging / spec["folder"]
@@ -381,33 +445,40 @@ def extract_archive(name: str, archive, root=None) -> Path:
                             f"{', '.join(missing)}")
         try:
             os.replace(extracted, target)
-        except OSError:
+        except OSError as exc:
             if not target.is_dir():  # a concurrent extraction may have won the race
-                raise
+                raise _CannotWrite(f"cannot move the extracted folder to {target} "
+                                   f"({exc.strerror})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def load_cifar(name: str = "cifar10", root=None, download: bool = True) -> Dataset:
+def load_cifar(name: str = "cifar10", root=None, download: bool = True,
+               show_progress: bool = True) -> Dataset:
     """Load CIFAR-10 or CIFAR-100 from ``data_dir(root)``, downloading it if allowed.
 
     An existing ``cifar-10-batches-py/`` folder is read as it is (it may hold only
     some of ``data_batch_1..5``; :attr:`Dataset.note` says how many images were found).
+    Otherwise the archive is verified and extracted: one already in place (even with
+    ``download=False``), else one downloaded now (progress on stderr unless
+    ``show_progress=False``).  Only an archive downloaded by this call is removed when
+    it cannot be extracted.
     """
     if name not in ARCHIVES:
         raise DataError(f"unknown CIFAR variant {name!r}; expected one of {', '.join(ARCHIVES)}")
     root = data_dir(root)
     folder = root / ARCHIVES[name]["folder"]
     if not folder.is_dir():
-        if not download:
-            raise DataError(f"{name} not found at {folder} and download=False; "
-                            f"{_manual_hint(name, root)}")
-        archive = fetch_archive(name, root)
+        found = (root / ARCHIVES[name]["filename"]).is_file()
+        archive = fetch_archive(name, root, download=download, show_progress=show_progress)
         try:
             extract_archive(name, archive, root)
-        except DataError:
-            archive.unlink(missing_ok=True)  # verified but unusable: do not keep it
-            raise
+        except _CannotWrite as exc:
+            raise DataError(f"{exc}; {archive} was kept") from exc
+        except DataError as exc:
+            if found:
+                raise DataError(f"{exc}; {archive} was left in place") from exc
+            archive.unlink(missing_ok=True)  # our own download, verified but unusable
+            raise DataError(f"{exc}; the archive downloaded by this call was removed") from exc
     return read_cifar_folder(name, folder)
-
