@@ -1,0 +1,56 @@
+"""The README's commands: every ``diet-np`` command it shows parses, the short ones run."""
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from diet_np import cli
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+#: Commands quick enough to run in the default suite (the rest train for minutes or hours).
+SHORT = ("energy --arch", "lessons --list", "--version")
+
+
+def readme_commands(text):
+    """Every ``diet-np ...`` command of the text: lines of its fenced blocks (with
+    backslash continuations joined) and inline code spans, as argument lists."""
+    commands = []
+    for lang, block in re.findall(r"^```(\w*)\n(.*?)^```$", text, re.S | re.M):
+        if lang not in ("bash", "sh", ""):
+            continue
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].split("&&")[-1].strip()
+            if line.startswith("diet-np "):
+                commands.append(shlex.split(line)[1:])
+    for span in re.findall(r"`(diet-np [^`]+)`", text):
+        commands.append(shlex.split(span)[1:])
+    return commands
+
+
+COMMANDS = readme_commands(README.read_text())
+
+
+def test_the_readme_shows_the_pipeline():
+    assert len(COMMANDS) >= 8
+    shown = {c[0] for c in COMMANDS}
+    assert {"demo", "train-ann", "convert", "finetune", "evaluate", "energy"} <= shown
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
+def test_each_readme_command_parses(argv):
+    try:
+        cli.build_parser().parse_args(argv)
+    except SystemExit as exc:
+        assert exc.code == 0, f"`diet-np {' '.join(argv)}` does not parse"
+
+
+@pytest.mark.parametrize("argv", [c for c in COMMANDS if " ".join(c).startswith(SHORT)],
+                         ids=lambda c: " ".join(c))
+def test_short_readme_commands_run(argv, capsys):
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:          # --version exits through argparse
+        code = exc.code
+    assert code == 0, capsys.readouterr().err
