@@ -23,10 +23,12 @@ from .backend import BackendError, get_xp
 from .checkpoint import CheckpointError
 from .conversion import ConversionError
 from .data import DATASETS, DataError
+from .inspection import inspect_checkpoint
 from .metrics import energy_table
 from .pipeline import (convert_model, load_data, load_model, report, run_all, save_model)
 from .strict import StrictDeviceError
 from .training import ann_config, diet_config, evaluate, fit
+from .weights import export_checkpoint, import_checkpoint
 
 USER_ERRORS = (ValueError, TypeError, KeyError, DataError, CheckpointError, BackendError,
                ConversionError, StrictDeviceError, FileNotFoundError, PermissionError)
@@ -132,6 +134,33 @@ def build_parser():
     p.add_argument("--num-classes", type=_positive_int, default=10)
     p.add_argument("--timesteps", type=_positive_int, default=5)
     p.add_argument("--batch-size", type=_positive_int, default=256)
+
+    p = sub.add_parser("inspect", help="figures of an SNN: rasters, membrane traces, spike rates")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="an SNN checkpoint")
+    p.add_argument("--out", required=True, help="folder for the PNG figures")
+    p.add_argument("--timesteps", type=_positive_int, default=None,
+                   help="T of the probed run (default: the checkpoint's)")
+    p.add_argument("--images", type=_positive_int, default=8, help="test images probed")
+    p.add_argument("--seed", type=int, default=0, help="draws the images and neurons shown")
+    p.add_argument("--overwrite", action="store_true", help="replace figures already in OUT")
+
+    p = sub.add_parser("import", help="an ANN (or SNN) from a .safetensors / .npz state dict")
+    _common(p)
+    p.set_defaults(dataset=None)
+    p.add_argument("--from", dest="source", required=True, help="the .safetensors or .npz file")
+    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--format", choices=("authors", "diet-np"), default="authors",
+                   help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's")
+    p.add_argument("--timesteps", type=_positive_int, default=5,
+                   help="T recorded for an SNN (a file with leaks and thresholds)")
+    p.add_argument("--out", required=True, help="the checkpoint to write (.npz)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+
+    p = sub.add_parser("export", help="a checkpoint's parameters as .safetensors or .npz")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="FILE.safetensors or FILE.npz")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     return parser
 
 
@@ -232,8 +261,27 @@ def _cmd_energy(args):
     print(report(net, ev, f"{meta['arch']} on {dataset.name}, T={args.timesteps}"))
 
 
+def _cmd_inspect(args):
+    inspect_checkpoint(args.checkpoint, args.out, _data(args), xp=get_xp(args.device),
+                       T=args.timesteps, images=args.images, seed=args.seed,
+                       overwrite=args.overwrite)
+
+
+def _cmd_import(args):
+    if args.dataset is None:
+        raise ValueError("import needs --dataset: the data set the weights were trained on "
+                         "(its name, classes and normalisation go into the checkpoint)")
+    import_checkpoint(args.source, args.arch, args.format, _data(args), args.out,
+                      T=args.timesteps, overwrite=args.overwrite)
+
+
+def _cmd_export(args):
+    export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+
+
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,
-            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "energy": _cmd_energy}
+            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "energy": _cmd_energy,
+            "inspect": _cmd_inspect, "import": _cmd_import, "export": _cmd_export}
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ import os
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 from .records import _layer_panel
 from .surrogates import SURROGATES, get_surrogate
@@ -236,6 +236,8 @@ def rate_histogram(counts, T, fig=None, path=None, overwrite=False):
         ax.stairs(hist / c.size, edges, fill=True, color="C0", alpha=0.8)
         ax.set_yscale("log")
         ax.set_ylim(0.5 / smallest, 1.5)
+        ax.yaxis.set_major_locator(LogLocator(numticks=5))
+        ax.yaxis.set_minor_locator(NullLocator())
         ax.set_title(f"{name}: {100 * np.mean(c == 0):.0f}% silent, mean {c.mean():.2f}",
                      fontsize=9)
         ax.grid(alpha=0.3)
