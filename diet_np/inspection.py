@@ -71,8 +71,8 @@ def inspect_checkpoint(checkpoint, out, dataset, *, xp=np, T=None, images=8, see
 
     logits, _ = net.forward_stepwise(params, x, T=T, mode="snn", record=record)
     correct = int((logits.argmax(axis=1) == y).sum())
-    print(f"{meta['arch']} at T={T}: {correct} of {images} probed test images classified "
-          "correctly")
+    arch = meta["arch"] if isinstance(meta["arch"], str) else meta["arch"].get("name", "custom")
+    print(f"{arch} at T={T}: {correct} of {images} probed test images classified correctly")
     counts = {n: r.spike_counts() for n, r in every_layer.records(net, params).items()}
     detailed = detail.records(net, params)
 

@@ -59,27 +59,39 @@ def _one_axes(ax, width, height):
 
 def _integer_steps(ax, T):
     ax.set_xlim(0.5, T + 0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(T, 10)))
+    if T <= 12:
+        ax.set_xticks(range(1, T + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("time step t")
 
 
 # -- which neurons to show ---------------------------------------------------
+def _firing_first(counts, k, rng):
+    """``k`` indices into ``counts`` drawn at random from the firing neurons, topped up
+    with silent ones if fewer fire; sorted from most to least active."""
+    firing, silent = np.flatnonzero(counts > 0), np.flatnonzero(counts == 0)
+    pick = rng.choice(firing, min(k, len(firing)), replace=False)
+    pick = np.concatenate([pick, rng.choice(silent, min(k - len(pick), len(silent)),
+                                            replace=False)]).astype(int)
+    return pick[np.lexsort((pick, -counts[pick]))]
+
+
 def select_neurons(counts, n=64, channels=8, seed=0):
     """Neurons of one image to show: ``(flat indices, row labels)``.
 
     ``counts``: spikes per neuron of one image, shaped like the layer's neurons.
-    A flat layer gives ``n`` neurons drawn at random (seeded).  A conv layer
-    (C, H, W) gives ``channels`` channels spread evenly over the firing ones,
-    from the most to the least active, and in each the same ``n // channels``
-    positions drawn at random: rows are grouped by
-    channel, labelled ``"ch c"``.  Within a group rows go from most to least
-    active.
+    A flat layer gives ``n`` neurons drawn at random (seeded) from those that
+    fire, topped up with silent ones.  A conv layer (C, H, W) gives
+    ``channels`` channels spread evenly over the firing ones, from the most to
+    the least active, and in each ``n // channels`` positions drawn the same
+    way: rows are grouped by channel, labelled ``"ch c"``.  Rows go from most
+    to least active (within a group).
     """
     counts = np.asarray(counts)
     rng = np.random.default_rng(seed)
     if counts.ndim == 1:
-        pick = np.sort(rng.choice(counts.size, min(n, counts.size), replace=False))
-        pick = pick[np.argsort(-counts[pick], kind="stable")]
+        pick = _firing_first(counts, min(n, counts.size), rng)
         return pick, [None] * len(pick)
     if counts.ndim != 3:
         raise ValueError(f"expected a flat or a (C, H, W) layer; got neuron shape {counts.shape}")
@@ -89,13 +101,10 @@ def select_neurons(counts, n=64, channels=8, seed=0):
     firing = max(int((per_channel > 0).sum()), min(channels, c))
     chosen = order[np.unique(np.linspace(0, firing - 1, min(channels, c)).round().astype(int))]
     per = max(1, min(n // len(chosen), h * w))
-    positions = rng.choice(h * w, per, replace=False)
     rows, labels = [], []
     for ch in sorted(chosen):
-        flat = ch * h * w + positions
-        flat = flat[np.argsort(-counts.reshape(-1)[flat], kind="stable")]
-        rows.extend(flat)
-        labels.extend([f"ch {ch}"] * len(flat))
+        rows.extend(ch * h * w + _firing_first(counts[ch].reshape(-1), per, rng))
+        labels.extend([f"ch {ch}"] * per)
     return np.array(rows), labels
 
 
@@ -118,8 +127,10 @@ def raster(record, image=0, neurons=64, channels=8, seed=0, ax=None, path=None,
     _integer_steps(ax, T)
     ax.grid(False)
     total = counts.size
+    shown_firing = int((counts.reshape(-1)[rows] > 0).sum())
     if labels[0] is None:
-        ax.set_ylabel(f"neuron ({len(rows)} of {total}, most active first)")
+        ax.set_ylabel(f"neuron ({shown_firing} firing, {len(rows) - shown_firing} silent "
+                      f"of {total})")
     else:
         starts = [i for i in range(len(labels)) if i == 0 or labels[i] != labels[i - 1]]
         ends = starts[1:] + [len(labels)]
@@ -134,11 +145,16 @@ def raster(record, image=0, neurons=64, channels=8, seed=0, ax=None, path=None,
     return _finish(fig, path, overwrite)
 
 
-def _trace_neurons(counts, n):
-    """``n`` neurons from the median to the most active one (by spike count)."""
-    order = np.argsort(counts, kind="stable")
-    picks = np.unique((np.linspace(0.5, 1.0, n) * (len(order) - 1)).round().astype(int))
-    return order[picks][::-1]
+def _trace_neurons(counts, u, n):
+    """``n - 1`` neurons spread from the most to the least active firing one, and
+    the silent neuron that came closest to its threshold (largest u)."""
+    firing = np.flatnonzero(counts > 0)
+    firing = firing[np.argsort(-counts[firing], kind="stable")]
+    picks = firing[np.unique(np.linspace(0, len(firing) - 1, min(n - 1, len(firing)))
+                             .round().astype(int))] if len(firing) else firing
+    silent = np.flatnonzero(counts == 0)
+    closest = silent[np.argsort(-u.max(axis=0)[silent], kind="stable")][:n - len(picks)]
+    return np.concatenate([picks, closest]).astype(int)
 
 
 def membrane_traces(record, image=0, neurons=4, fig=None, path=None, overwrite=False):
@@ -146,8 +162,9 @@ def membrane_traces(record, image=0, neurons=4, fig=None, path=None, overwrite=F
 
     Each neuron gets a row: the potential rises to u^t (Eq. 2) and, at a spike
     (a star), drops by v to m^t (Eq. 5); the dashed line is the threshold v, the
-    grey steps the input current I^t.  ``neurons`` is a count (neurons chosen
-    from the median to the most active) or a list of flat neuron indices.
+    grey steps the input current I^t.  ``neurons`` is a count (firing neurons
+    from the most to the least active, and the silent one closest to firing) or
+    a list of flat neuron indices.
     """
     if record.u is None or record.m is None or record.spikes is None:
         raise ValueError("membrane_traces needs a record with u, m and spikes")
@@ -157,7 +174,7 @@ def membrane_traces(record, image=0, neurons=4, fig=None, path=None, overwrite=F
     current = None if record.current is None else \
         np.asarray(record.current[:, image]).reshape(u.shape)
     T = u.shape[0]
-    picked = _trace_neurons(spikes.sum(axis=0), neurons) if np.isscalar(neurons) else \
+    picked = _trace_neurons(spikes.sum(axis=0), u, neurons) if np.isscalar(neurons) else \
         np.asarray(neurons)
     fig = fig or new_figure(8.0, 1.2 + 1.6 * len(picked))
     axes = fig.subplots(len(picked), 1, sharex=True, squeeze=False)[:, 0]
