@@ -113,13 +113,17 @@ def raster(record, image=0, neurons=64, channels=8, seed=0, ax=None, path=None,
            overwrite=False):
     """Spike raster of one layer for one image: neurons (rows) x time steps.
 
-    ``record`` is a :class:`diet_np.probe.LayerRecord` with spikes; see
-    :func:`select_neurons` for the rows shown.
+    ``record`` is a :class:`diet_np.probe.LayerRecord` with spikes.  ``neurons``
+    is a count (rows chosen by :func:`select_neurons`) or a list of flat neuron
+    indices, shown in that order.
     """
     spikes = np.asarray(record.spikes[:, image])               # (T, ...) of one image
     T = spikes.shape[0]
     counts = spikes.sum(axis=0)
-    rows, labels = select_neurons(counts, neurons, channels, seed)
+    if np.isscalar(neurons):
+        rows, labels = select_neurons(counts, neurons, channels, seed)
+    else:
+        rows, labels = np.asarray(neurons), [None] * len(neurons)
     grid = spikes.reshape(T, -1)[:, rows].T                     # (rows, T)
     fig, ax = _one_axes(ax, 7.0, 5.5)
     ax.imshow(grid, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
