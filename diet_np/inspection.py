@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from . import viz
+from .architectures import arch_name
 from .data import iterate_batches
 from .pipeline import load_model
 from .probe import Probe
@@ -71,8 +72,7 @@ def inspect_checkpoint(checkpoint, out, dataset, *, xp=np, T=None, images=8, see
 
     logits, _ = net.forward_stepwise(params, x, T=T, mode="snn", record=record)
     correct = int((logits.argmax(axis=1) == y).sum())
-    arch = meta["arch"] if isinstance(meta["arch"], str) else meta["arch"].get("name", "custom")
-    print(f"{arch} at T={T}: {correct} of {images} probed test images classified correctly")
+    print(f"{arch_name(meta['arch'])} at T={T}: {correct} of {images} probed test images classified correctly")
     counts = {n: r.spike_counts() for n, r in every_layer.records(net, params).items()}
     detailed = detail.records(net, params)
 

@@ -27,7 +27,7 @@ import tempfile
 
 import numpy as np
 
-from .architectures import VGG_CONFIGS, build_network
+from .architectures import VGG_CONFIGS, arch_name, build_network
 from .backend import TRAIN_DTYPE, to_host
 from .pipeline import load_model, save_model
 
@@ -271,7 +271,7 @@ def import_params(path, arch, num_classes, fmt="authors"):
     tensors, metadata = read_tensors(path)
     tensors = _strip_module_prefix(tensors)
     if metadata.get("format") == "diet-np" and metadata.get("arch") != json.dumps(arch):
-        raise WeightsError(f"{path} was exported from a {json.loads(metadata['arch'])} "
+        raise WeightsError(f"{path} was exported from a {arch_name(json.loads(metadata['arch']))} "
                            f"network, not {arch}")
     net = build_network(arch, num_classes)
     params = {k: np.ones(s.shape, TRAIN_DTYPE) for k, s in net.specs.items() if s.kind != "weight"}
@@ -329,7 +329,8 @@ def import_checkpoint(source, arch, fmt, dataset, out, T=5, overwrite=False):
     net, params, kind = import_params(source, arch, dataset.num_classes, fmt)
     save_model(out, net, params, arch, dataset, kind, T if kind == "snn" else 1,
                {"imported_from": os.path.abspath(source), "import_format": fmt})
-    print(f"{kind.upper()} {arch} ({len(params)} parameters from {source}) written to {out}")
+    taken = "weights, leaks and thresholds" if kind == "snn" else "weights"
+    print(f"{kind.upper()} {arch} written to {out} ({taken} from {source})")
     return kind
 
 
@@ -339,5 +340,5 @@ def export_checkpoint(checkpoint, out, overwrite=False):
     _refuse_existing(out, overwrite)
     _, params, meta = load_model(checkpoint, np)
     export_params(out, params, meta)
-    print(f"{len(params)} parameters of the {meta['kind'].upper()} {meta['arch']} written "
-          f"to {out}")
+    print(f"{len(params)} parameters of the {meta['kind'].upper()} {arch_name(meta['arch'])} "
+          f"written to {out}")
