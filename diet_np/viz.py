@@ -283,7 +283,8 @@ def leak_threshold_trajectories(records, fig=None, path=None, overwrite=False):
     if not any(r.get("leaks") or r.get("thresholds") for r in records):
         raise ValueError("the log holds no 'leaks' or 'thresholds' (an ANN run, or an empty "
                          "log): nothing to draw")
-    fig = fig or new_figure(12.0, 4.2)
+    layers = {n for r in records for n in (r.get("leaks") or {})}
+    fig = fig or new_figure(12.0 if len(layers) <= 6 else 15.0, 4.2)   # room for legends
     ax1, ax2 = fig.subplots(1, 2)
     _layer_panel(ax1, records, "leaks", "Leak per layer (lambda_l)", "leak")
     _layer_panel(ax2, records, "thresholds", "Threshold per layer (v_l)", "threshold")
