@@ -166,6 +166,9 @@ def read_tensors(path) -> tuple[dict, dict]:
     except Exception as exc:
         raise WeightsError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}); "
                            "an .npz of a state dict is np.savez(path, **{k: v.numpy()})") from exc
+    if "__meta__" in tensors:
+        raise WeightsError(f"{path} is a diet-np checkpoint, not a file of named tensors: "
+                           "use it as it is, or write one with diet-np export")
     metadata = tensors.pop(METADATA, None)
     try:
         metadata = {} if metadata is None else json.loads(str(metadata[()]))

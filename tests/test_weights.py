@@ -161,6 +161,9 @@ def test_export_import_round_trip_through_the_cli(tmp_path, capsys):
     assert main(["import", "--from", str(out), "--arch", "vgg5", "--out",
                  str(tmp_path / "y.npz")]) == 2
     assert "import needs --dataset" in capsys.readouterr().err
+    assert main(["import", "--from", str(ckpt), "--arch", "vgg5", "--out",
+                 str(tmp_path / "z.npz")] + flags) == 2
+    assert "snn.npz is a diet-np checkpoint, not a file of named tensors" in capsys.readouterr().err
 
 
 def test_imported_ann_converts(tmp_path):
