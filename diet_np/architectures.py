@@ -95,6 +95,11 @@ def resnet20(num_classes=10, input_shape=(3, 32, 32), dropout=None):
                    dict(DEFAULT_DROPOUT if dropout is None else dropout))
 
 
+def arch_name(arch) -> str:
+    """A printable name: the name itself, or a custom architecture dict's ``name``."""
+    return arch if isinstance(arch, str) else arch.get("name", "custom")
+
+
 def build_network(arch, num_classes=10, input_shape=(3, 32, 32), dropout=None) -> Network:
     """A network by name (``vgg5``, ``vgg6``, ``vgg9``, ``vgg11``, ``vgg16``,
     ``resnet20``) or from a ``{"features": [...], "classifier": [...]}`` dict."""

@@ -142,10 +142,8 @@ def _write_arrays(fileobj, arrays: dict) -> None:
 def save_checkpoint(path, params: dict, meta: dict, optimizer_state: dict | None = None) -> None:
     """Write ``params``, ``meta`` and the optimiser state to one ``.npz``, atomically.
 
-    Arrays are copied to the host explicitly (:func:`diet_np.backend.to_host`).  The
-    file is written to a temporary file in the same directory, flushed and fsynced,
-    then moved over ``path`` with ``os.replace``: a crash leaves either the old
-    checkpoint or the new one, never a half-written file.
+    Arrays are copied to the host explicitly (:func:`diet_np.backend.to_host`); the
+    file is written by :func:`atomic_write`.
     """
     path = os.fspath(path)
     if not isinstance(params, dict) or not params:
@@ -170,12 +168,24 @@ def save_checkpoint(path, params: dict, meta: dict, optimizer_state: dict | None
         raise ValueError(f"cannot store the checkpoint meta as JSON: {exc}") from exc
     arrays[META_ENTRY] = np.array(text)
 
+    atomic_write(path, lambda f: _write_arrays(f, arrays))
+
+
+def atomic_write(path, write, mode="wb") -> None:
+    """Write a file through ``write(fileobj)``, atomically.
+
+    The data goes to a temporary file ``.<name>.<random>.tmp`` in the same
+    folder, is flushed and fsynced, then moved over ``path`` with
+    ``os.replace``: a crash leaves either the old file or the new one, never a
+    half-written one (and at worst a stale ``.tmp`` that a training run removes).
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            _write_arrays(f, arrays)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)

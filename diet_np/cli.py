@@ -25,12 +25,14 @@ from .backend import get_xp
 from .data import DATASETS
 from .errors import ChanceLevelError, ConfigError, DietError, chance_level
 from .host_memory import keep_freed_memory
+from .inspection import inspect_checkpoint
 from .metrics import energy_table
 from .model_file import data_conflicts, fingerprint, read_model
 from .outputs import check_output_file, check_run_dir
 from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
                        save_model, use_model_normalisation)
 from .training import CHECKPOINT, TrainConfig, ann_config, diet_config, evaluate, fit
+from .weights import export_checkpoint, import_checkpoint
 
 TRAINING_COMMANDS = ("demo", "train-ann", "finetune")
 
@@ -60,22 +62,23 @@ def _positive_float(text):
     return value
 
 
-def _common(p, data=True):
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                   help="cpu (NumPy) or gpu (CuPy); a missing GPU is an error")
+def _common(p, device=True, test_images=True):
+    if device:
+        p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                       help="cpu (NumPy) or gpu (CuPy); a missing GPU is an error")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    if data:
-        p.add_argument("--dataset", choices=DATASETS, default=None,
-                       help="shapes (embedded, no download), cifar10 or cifar100 (default: the "
-                            "checkpoint's, else shapes)")
-        p.add_argument("--data-dir", default=None,
-                       help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np)")
-        p.add_argument("--no-download", action="store_true", help="never download CIFAR")
-        p.add_argument("--n-train", type=_positive_int, default=None,
-                       help="training images: shapes draws this many (default 5000), CIFAR "
-                            "takes the first N (default all)")
-        p.add_argument("--n-test", type=_positive_int, default=None,
-                       help="test images, likewise (shapes default 1000)")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="shapes (embedded, no download), cifar10 or cifar100 (default: the "
+                        "checkpoint's, else shapes)")
+    p.add_argument("--data-dir", default=None,
+                   help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np)")
+    p.add_argument("--no-download", action="store_true", help="never download CIFAR")
+    p.add_argument("--n-train", type=_positive_int, default=None,
+                   help="training images: shapes draws this many (default 5000), CIFAR "
+                        "takes the first N (default all)")
+    p.add_argument("--n-test", type=_positive_int, default=None,
+                   help="test images, likewise (shapes default 1000)")
+    if test_images:
         p.add_argument("--test-images", type=_positive_int, default=None,
                        help="evaluate on the first N test images only (default: all)")
 
@@ -201,6 +204,33 @@ def build_parser():
     p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
                    help="measure spike rates at these T")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p = sub.add_parser("inspect", help="figures of an SNN: rasters, membrane traces, spike rates")
+    _common(p, test_images=False)
+    p.add_argument("--checkpoint", required=True, help="an SNN checkpoint")
+    p.add_argument("--out", required=True, help="folder for the PNG figures")
+    p.add_argument("--timesteps", type=_positive_int, default=None,
+                   help="T of the probed run (default: the checkpoint's)")
+    p.add_argument("--images", type=_positive_int, default=8, help="test images probed")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="draws the images and neurons shown")
+    p.add_argument("--overwrite", action="store_true", help="replace figures already in OUT")
+
+    p = sub.add_parser("import", help="an ANN (or SNN) from a .safetensors / .npz state dict")
+    _common(p, device=False, test_images=False)
+    p.add_argument("--from", dest="source", required=True, help="the .safetensors or .npz file")
+    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--format", choices=("authors", "diet-np"), default="authors",
+                   help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's")
+    p.add_argument("--timesteps", type=_positive_int, default=5,
+                   help="T recorded for an SNN (a file with leaks and thresholds)")
+    p.add_argument("--out", required=True, help="the checkpoint to write (.npz)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+
+    p = sub.add_parser("export", help="a checkpoint's parameters as .safetensors or .npz")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="FILE.safetensors or FILE.npz")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+
     for action in sub.choices.values():
         for a in action._actions:
             if a.help is None and a.default is not None:
@@ -262,7 +292,7 @@ def _data(args, recorded=None, *, source=""):
                   file=sys.stderr)
     print(f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test "
           f"images" + (f" ({dataset.note})" if dataset.note else ""))
-    if args.test_images is not None and args.test_images < len(dataset.x_test):
+    if getattr(args, "test_images", None) and args.test_images < len(dataset.x_test):
         dataset.x_test = dataset.x_test[:args.test_images]
         dataset.y_test = dataset.y_test[:args.test_images]
         print(f"evaluating on the first {args.test_images} test images only")
@@ -424,8 +454,29 @@ def _cmd_energy(args, explicit):
         print(report(net, ev, f"{model.arch} on {dataset.name}, T={T}"))
 
 
+def _cmd_inspect(args, explicit):
+    xp = get_xp(args.device)
+    net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
+    dataset = _model_data(args, model)
+    inspect_checkpoint(net, params, model, dataset, args.out, xp=xp, T=args.timesteps,
+                       images=args.images, seed=args.seed, overwrite=args.overwrite)
+
+
+def _cmd_import(args, explicit):
+    if args.dataset is None:
+        raise ConfigError("import needs --dataset: the data set the weights were trained on "
+                          "(its name, classes and normalisation go into the checkpoint)")
+    import_checkpoint(args.source, args.arch, args.format, _data(args), args.out,
+                      T=args.timesteps, overwrite=args.overwrite)
+
+
+def _cmd_export(args, explicit):
+    export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+
+
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,
-            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "energy": _cmd_energy}
+            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "energy": _cmd_energy,
+            "inspect": _cmd_inspect, "import": _cmd_import, "export": _cmd_export}
 
 
 def main(argv=None):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,7 +45,17 @@ class Context:
     dtype: object = None            # the pass's float dtype (spikes travel as booleans)
     spike_counts: dict = field(default_factory=dict)
     observe: object = None          # stepwise only: observe(name, t, current)
+    record: object = None           # stepwise only: record(name, t, NeuronStep)
     t: int = 0                      # stepwise only: the current step
+
+
+class NeuronStep(NamedTuple):
+    """One step of one spiking layer, as :meth:`Neuron.step` computed it (Eq. 2-5):
+    input current I^t, potential u^t before and m^t after the reset, spikes o^t (bool)."""
+    current: object
+    u: object
+    m: object
+    spikes: object
 
 
 @dataclass(frozen=True)
@@ -204,6 +215,8 @@ class Neuron(Layer):
         if m is None:
             m = xp.zeros(x.shape, dtype=x.dtype)
         spike, state["m"], u = lif_step(x, m, leak, threshold)
+        if ctx.record is not None:
+            ctx.record(self.name, ctx.t, NeuronStep(x, u, state["m"], spike))
         count = xp.count_nonzero(spike)
         prev = ctx.spike_counts.get(self.name)
         ctx.spike_counts[self.name] = count if prev is None else prev + count

@@ -198,16 +198,18 @@ class Network:
 
     def forward_stepwise(self, params, x, *, T, mode="snn", train=False, rng=None,
                          surrogate="triangle", smooth=False, dropout=None, observe=None,
-                         check=True):
-        """The same computation one timestep at a time (for teaching and for
-        threshold search).  ``observe(name, t, current)`` is called with each
-        spiking layer's input current I^t; it may raise :class:`StopStep` to skip
-        the rest of that step (logits are then None).  Returns
-        ``(logits, spike_counts)``."""
+                         record=None, check=True):
+        """The same computation one timestep at a time (for teaching, threshold
+        search and probes).  ``observe(name, t, current)`` is called with each
+        spiking layer's input current I^t before the layer steps; ``record(name,
+        t, step)`` after it, with a :class:`~diet_np.layers.NeuronStep` (current,
+        u, m, spikes; see :mod:`diet_np.probe`).  Either may raise
+        :class:`StopStep` to skip the rest of that step (logits are then None).
+        Returns ``(logits, spike_counts)``."""
         if check:
             self.validate(params, x, T, mode)
         ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout, x.dtype)
-        ctx.observe = observe
+        ctx.observe, ctx.record = observe, record
         state = {}
         logits = None
         with pool_scope(array_module(x)):

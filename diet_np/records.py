@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
+
+from .checkpoint import atomic_write
 
 
 def _to_json(obj):
@@ -98,23 +99,8 @@ class RunLog:
     def rewrite(self, records: list[dict]) -> None:
         """Replace the whole log by ``records`` (atomically): a resumed run makes its
         log the history its checkpoint holds."""
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp",
-                                   dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for r in records:
-                    f.write(json.dumps(r, default=_to_json) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(self.path, lambda f: f.writelines(
+            json.dumps(r, default=_to_json) + "\n" for r in records), mode="w")
 
 
 def _series(records, key):

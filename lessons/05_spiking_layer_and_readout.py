@@ -40,6 +40,7 @@
 import numpy as np
 
 from _common import QUICK, pick, plt, save, timer
+from diet_np import viz
 from diet_np.data import iterate_batches, make_shapes
 from diet_np.gradcheck import DEFAULT_TOL, check_network_gradients, network_kink_margin
 from diet_np.layers import Flatten, Linear, Neuron, Readout
@@ -47,6 +48,7 @@ from diet_np.lif import lif_forward
 from diet_np.network import Network
 from diet_np.ops import softmax_cross_entropy
 from diet_np.optim import Adam, clamp_neuron_params
+from diet_np.probe import probe_network
 
 print("quick mode" if QUICK else "full mode")
 
@@ -285,7 +287,10 @@ save(fig, "05_training")
 # classes: 64 randomly chosen hidden neurons (rows, the same for every image, ordered
 # by how much they fire overall) over the `T = 5` steps (columns). Below each raster,
 # the output potential `U^t` of the true class and of the strongest other class, step
-# by step. With constant input each neuron fires regularly (lesson 1), so its spike
+# by step. The spikes come from a probe, `diet_np.probe.probe_network`, which runs the
+# network step by step and records each spiking layer's current `I^t`, potentials `u^t`
+# (before the reset) and `m^t` (after it) and spikes `o^t`; `diet_np.viz.raster` draws
+# them (`diet-np inspect` writes the same figures for a saved network). With constant input each neuron fires regularly (lesson 1), so its spike
 # count over `T` steps encodes its current; the accumulator adds `W_2 o^t` at every
 # step and the winning class pulls ahead as the steps add up.
 
@@ -299,9 +304,8 @@ for c in range(10):
     if len(found) and len(picked) < 4:
         picked.append(int(found[0]))
 picked += [i for i in range(len(y_show)) if i not in picked][:4 - len(picked)]  # (fallback)
-x_pick = x_show[picked]
-current_pick = x_pick.reshape(len(x_pick), -1) @ params["fc1.weight"].T
-spikes_pick, _ = lif_forward(current_pick[None], params["fc1.leak"], params["fc1.threshold"], T)
+_, probed = probe_network(net, params, x_show[picked], T)
+spikes_pick = probed["fc1"].spikes                                          # (T, 4, 256), bool
 U_pick = np.cumsum(spikes_pick @ params["out.weight"].T, axis=0)           # U^t, t = 1..T
 np.testing.assert_allclose(U_pick[-1], logits_show[picked], rtol=1e-4, atol=1e-5)
 chosen = np.random.default_rng(0).choice(hidden, 64, replace=False)
@@ -309,15 +313,10 @@ shown = chosen[np.argsort(-spikes_pick[:, :, chosen].sum(axis=(0, 1)), kind="sta
 
 fig, axes = plt.subplots(2, 4, figsize=(13, 6.5), gridspec_kw={"height_ratios": [2.2, 1]})
 for k, idx in enumerate(picked):
-    ax = axes[0, k]
-    raster = spikes_pick[:, k, shown].T                     # (neurons, T)
-    ax.imshow(raster, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
-              extent=(0.5, T + 0.5, len(shown) - 0.5, -0.5))
-    ax.set_xticks(range(1, T + 1))
-    ax.set_xlabel("time step t")
-    ax.set_title(f"{data.class_names[y_show[idx]]}: {int(spikes_pick[:, k].sum())} spikes "
-                 f"in all {hidden} neurons", fontsize=9)
-    ax.grid(False)
+    viz.raster(probed["fc1"], image=k, neurons=shown, ax=axes[0, k])
+    axes[0, k].set_title(f"{data.class_names[y_show[idx]]}: {int(spikes_pick[:, k].sum())} "
+                         f"spikes in all {hidden} neurons", fontsize=9)
+    axes[0, k].set_ylabel("")
     true = int(y_show[idx])
     rival = int(np.argsort(-U_pick[-1, k])[0 if np.argmax(U_pick[-1, k]) != true else 1])
     axes[1, k].plot(range(1, T + 1), U_pick[:, k, true], "o-", color="C2",
