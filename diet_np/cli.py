@@ -23,13 +23,15 @@ from .backend import BackendError, get_xp
 from .checkpoint import CheckpointError
 from .conversion import ConversionError
 from .data import DATASETS, DataError
+from .lessons import lessons_command
 from .metrics import energy_table
 from .pipeline import (convert_model, load_data, load_model, report, run_all, save_model)
 from .strict import StrictDeviceError
 from .training import ann_config, diet_config, evaluate, fit
 
 USER_ERRORS = (ValueError, TypeError, KeyError, DataError, CheckpointError, BackendError,
-               ConversionError, StrictDeviceError, FileNotFoundError, PermissionError)
+               ConversionError, StrictDeviceError, FileNotFoundError, FileExistsError,
+               PermissionError)
 
 
 def _positive_int(text):
@@ -132,7 +134,16 @@ def build_parser():
     p.add_argument("--num-classes", type=_positive_int, default=10)
     p.add_argument("--timesteps", type=_positive_int, default=5)
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    _lessons_parser(sub)
     return parser
+
+
+def _lessons_parser(sub):
+    p = sub.add_parser("lessons", help="list the lessons shipped with the package, or copy them")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="print each lesson's file and title")
+    what.add_argument("--copy", metavar="DIR",
+                      help="copy the lessons into DIR (refuses if a file there would be replaced)")
 
 
 def _data(args):
@@ -233,7 +244,8 @@ def _cmd_energy(args):
 
 
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,
-            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "energy": _cmd_energy}
+            "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "energy": _cmd_energy,
+            "lessons": lessons_command}
 
 
 def main(argv=None):
