@@ -45,10 +45,10 @@ def copy_lessons(dest) -> list[Path]:
     sources = lesson_files() + [lesson_dir() / "README.md"]
     if dest.exists() and not dest.is_dir():
         raise FileExistsError(f"{dest} exists and is not a folder")
-    clashes = [str(dest / src.name) for src in sources if (dest / src.name).exists()]
+    clashes = [src.name for src in sources if (dest / src.name).exists()]
     if clashes:
-        raise FileExistsError("refusing to overwrite existing files (nothing was copied): "
-                              + ", ".join(clashes))
+        raise FileExistsError(f"refusing to overwrite {len(clashes)} existing file(s) in {dest} "
+                              f"(nothing was copied): {', '.join(clashes)}")
     dest.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(src, dest / src.name)) for src in sources]
 
