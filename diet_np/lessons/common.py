@@ -89,8 +89,11 @@ def figure_dir() -> Path:
     return out
 
 
-def save(fig, name: str) -> Path:
-    """Save ``fig`` as ``<figure_dir>/<name>.png``; show it when interactive, else close it."""
+def save(fig, name: str) -> None:
+    """Save ``fig`` as ``<figure_dir>/<name>.png``; show it when interactive, else close it.
+
+    Returns nothing, so that a notebook cell ending in ``save(...)`` shows only the figure.
+    """
     path = figure_dir() / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"[figure] {path}")
@@ -98,7 +101,6 @@ def save(fig, name: str) -> Path:
         plt.show()
     else:
         plt.close(fig)
-    return path
 
 
 @contextmanager
