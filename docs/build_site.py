@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -37,6 +38,15 @@ CACHE = ROOT / "build" / "lesson-cache"
 QUICK = {"05", "07", "08", "09", "10"}
 """Lessons executed in quick mode: their full runs take from tens of seconds to minutes
 (lessons/README.md lists the times); the others run in full."""
+
+MATHJAX_FONTS = """\
+MathJax.Hub.Config({"HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web",
+                                 webFont: "STIX-Web", imageFont: null}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/stix-web.js");
+"""
+"""jupyter-server-mathjax ships MathJax 2 with the STIX-Web fonts only; MathJax's default,
+the TeX fonts, would fail on some symbols (a prime, for one) with "Math Processing Error".
+mkdocs.yml names this file in the MathJax URL (``config=...,local/stix-web``)."""
 
 MODE_NOTE = {
     True: ("**This page was executed in quick mode** (`DIET_NP_QUICK=1`): smaller data, "
@@ -102,6 +112,9 @@ def stage(lessons: list[Path], folder: Path) -> list[dict]:
     shutil.copytree(DOCS, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.py", "*.yml", "overrides", "__pycache__"))
     shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static",
                     folder / "assets" / "mathjax")
+    fonts = folder / "assets" / "mathjax" / "config" / "local" / "stix-web.js"
+    fonts.parent.mkdir()
+    fonts.write_text(MATHJAX_FONTS)
     (folder / "lessons").mkdir()
     library = library_digest()
     nav, rows = [], ["| # | lesson | executed in |", "| --- | --- | --- |"]
@@ -126,6 +139,7 @@ def main(argv=None) -> int:
                         help="build with these lessons only (default: all ten)")
     parser.add_argument("--out", default=str(ROOT / "site"), help="where the site goes")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT))
     from mkdocs.commands.build import build
     from mkdocs.config import load_config

@@ -1,7 +1,7 @@
 """The lesson site, built and looked at in a browser.
 
-A quick build (lesson 1 only, executed once and then cached under build/lesson-cache/,
-plus the API reference) is served on the loopback interface and opened in headless
+A quick build (lessons 1 and 2 only, executed once and then cached under
+build/lesson-cache/, plus the API reference) is served on the loopback interface and opened in headless
 Chromium. From the page as the browser rendered it (the DOM after MathJax ran) the test
 checks that the lesson shows its figures as PNG images and its equations typeset, and
 that the executed notebook is offered for download. A screenshot is written beside the
@@ -53,7 +53,7 @@ pytestmark = [
 def site(tmp_path_factory):
     """The quick build, served on 127.0.0.1; yields (base URL, site folder)."""
     out = tmp_path_factory.mktemp("site") / "site"
-    subprocess.run([sys.executable, str(ROOT / "docs" / "build_site.py"), "--lessons", "01",
+    subprocess.run([sys.executable, str(ROOT / "docs" / "build_site.py"), "--lessons", "01", "02",
                     "--out", str(out)], cwd=ROOT, check=True, timeout=1200)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
     handler.log_message = lambda *args: None
@@ -72,28 +72,36 @@ def chromium(*args):
     return done.stdout
 
 
-def test_a_lesson_page_shows_figures_and_typeset_equations(site):
+def typeset(dom):
+    """The number of equations MathJax typeset; fails on any it could not."""
+    assert "Math Processing Error" not in dom and 'class="merror"' not in dom
+    outside_scripts = re.sub(r"<script.*?</script>", "", dom, flags=re.S)
+    assert "$$" not in outside_scripts, "an equation was left as TeX source"
+    return len(re.findall(r'class="MathJax_Display"', dom))
+
+
+@pytest.mark.parametrize("name, figures, equations", [("01_lif_neuron", 5, 5),
+                                                      ("02_surrogate_gradients", 3, 2)])
+def test_a_lesson_page_shows_figures_and_typeset_equations(site, name, figures, equations):
     url, out = site
-    page = f"{url}/lessons/01_lif_neuron.html"
+    page = f"{url}/lessons/{name}.html"
     dom = chromium("--dump-dom", page)
 
     pngs = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', dom)
-    assert len(pngs) >= 5, "lesson 1 draws five figures"
+    assert len(pngs) >= figures
     for data in pngs:
         png = base64.b64decode(data)
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
 
     # MathJax 2 replaces each $$...$$ by a rendered MathJax_Display and keeps the TeX
-    # source in a script element; a TeX error would render as "merror"
-    displays = re.findall(r'class="MathJax_Display"', dom)
-    assert len(displays) >= 5
-    assert re.search(r'<script type="math/tex; mode=display"[^>]*>\s*\\tau_m \\frac\{du\}\{dt\}',
-                     dom), "Eq. 1 was not typeset"
-    assert 'class="merror"' not in dom and "$$" not in re.sub(r"<script.*?</script>", "", dom,
-                                                              flags=re.S)
+    # source in a script element beside it
+    assert typeset(dom) >= equations
     assert "executed in full mode" in dom
+    first = {"01_lif_neuron": r"\\tau_m \\frac\{du\}\{dt\}",      # Eq. 1
+             "02_surrogate_gradients": r"\\frac\{\\partial o\}\{\\partial z\}"}[name]  # Eq. 8
+    assert re.search(r'<script type="math/tex; mode=display"[^>]*>\s*' + first, dom)
 
-    shot = out.parent / "lesson_01.png"
+    shot = out.parent / f"{name}.png"
     chromium("--window-size=1200,2600", f"--screenshot={shot}", page)
     assert shot.stat().st_size > 50_000
 
