@@ -157,6 +157,8 @@ def main(argv=None) -> int:
         nav = stage(lessons, Path(folder))
         config = load_config(str(DOCS / "mkdocs.yml"), docs_dir=folder,
                              site_dir=str(Path(args.out).resolve()), nav=nav)
+        # mkdocs-jupyter caches its conversions in the working directory by default
+        config.plugins["mkdocs-jupyter"].config["cache_dir"] = str(CACHE / "mkdocs-jupyter")
         config.plugins.on_startup(command="build", dirty=False)
         try:
             build(config)
