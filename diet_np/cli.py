@@ -26,6 +26,7 @@ from .data import DATASETS
 from .errors import ChanceLevelError, ConfigError, DietError, chance_level
 from .host_memory import keep_freed_memory
 from .inspection import inspect_checkpoint
+from .lessons import lessons_command
 from .metrics import energy_table
 from .model_file import data_conflicts, fingerprint, read_model
 from .outputs import check_output_file, check_run_dir
@@ -230,6 +231,12 @@ def build_parser():
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="FILE.safetensors or FILE.npz")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+
+    p = sub.add_parser("lessons", help="list the lessons shipped with the package, or copy them")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="print each lesson's file and title")
+    what.add_argument("--copy", metavar="DIR",
+                      help="copy the lessons into DIR (refuses if a file there would be replaced)")
 
     for action in sub.choices.values():
         for a in action._actions:
@@ -476,7 +483,8 @@ def _cmd_export(args, explicit):
 
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,
             "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "energy": _cmd_energy,
-            "inspect": _cmd_inspect, "import": _cmd_import, "export": _cmd_export}
+            "inspect": _cmd_inspect, "import": _cmd_import, "export": _cmd_export,
+            "lessons": lambda args, explicit: lessons_command(args)}
 
 
 def main(argv=None):

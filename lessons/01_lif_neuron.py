@@ -32,8 +32,9 @@
 
 # %%
 import numpy as np
+from scipy.integrate import solve_ivp
 
-from _common import QUICK, plt, save  # lessons/_common.py; also puts diet_np on sys.path
+from diet_np.lessons.common import QUICK, plt, save  # quick mode, saving figures
 from diet_np.lif import lif_step
 
 print("quick mode" if QUICK else "full mode")
@@ -45,12 +46,12 @@ print("quick mode" if QUICK else "full mode")
 # time constant `tau_m`, and is pushed by an input current `I` through a resistance `R`
 # (Eq. 1):
 #
-#     tau_m du/dt = -(u - u_rest) + R I(t)
+# $$\tau_m \frac{du}{dt} = -(u - u_\text{rest}) + R\, I(t) \qquad \text{(Eq. 1)}$$
 #
 # Take `u_rest = 0` and hold `I` constant over one step of length `dt`. The equation
 # is then linear with the exact solution
 #
-#     u(t + dt) = exp(-dt/tau_m) u(t) + (1 - exp(-dt/tau_m)) R I
+# $$u(t + \Delta t) = e^{-\Delta t/\tau_m}\, u(t) + \left(1 - e^{-\Delta t/\tau_m}\right) R\, I$$
 #
 # i.e. one step multiplies the old potential by the **leak** `lambda = exp(-dt/tau_m)`
 # and adds a scaled input. (Forward Euler gives the first-order approximation
@@ -58,7 +59,7 @@ print("quick mode" if QUICK else "full mode")
 # they are absorbed into the synaptic weights that make the current, so the discrete
 # neuron of the paper is simply (Eq. 2, before any firing)
 #
-#     u^t = lambda u^{t-1} + I^t
+# $$u^t = \lambda\, u^{t-1} + I^t$$
 #
 # and DIET-SNN learns `lambda` directly, one scalar per layer. `lambda = 1` is the
 # non-leaky integrate-and-fire (IF) neuron used right after ANN-to-SNN conversion.
@@ -101,14 +102,39 @@ ax.legend(loc="lower right")
 save(fig, "01_discretisation")
 
 # %% [markdown]
+# The closed form above holds for a current that stays constant. A network's current
+# changes from step to step; the update is still exact as long as the current is held
+# constant *within* each step. An independent check: SciPy's general-purpose ODE solver
+# (`scipy.integrate.solve_ivp`, an adaptive Runge-Kutta method, run to a relative
+# tolerance of $10^{-10}$) integrates Eq. 1 through each step with a random current,
+# and the one-line update $u^t = \lambda u^{t-1} + (1 - \lambda) R I^t$ with
+# $\lambda = e^{-\Delta t/\tau_m}$ lands on its result at every step.
+
+# %%
+I_random = np.random.default_rng(0).uniform(0.0, 2.0, steps)   # one current per step
+u_ivp, u_update = [0.0], [0.0]
+for I_k in I_random:
+    t0 = dt * (len(u_ivp) - 1)
+    sol = solve_ivp(lambda t, u: (-u + R * I_k) / tau_m, (t0, t0 + dt), [u_ivp[-1]],
+                    method="RK45", rtol=1e-10, atol=1e-12)
+    u_ivp.append(float(sol.y[0, -1]))
+    u_update.append(leak_exact * u_update[-1] + (1.0 - leak_exact) * R * I_k)
+err_ivp = np.abs(np.array(u_update) - np.array(u_ivp)).max()
+print(f"exact update vs solve_ivp, random current: largest difference {err_ivp:.1e}")
+assert err_ivp < 1e-8, "the exponential leak must match the ODE solver at every step"
+
+# %% [markdown]
 # ## 2. Threshold, spike and soft reset (Eq. 2–5)
 #
 # Per time step `t` the DIET neuron does four things (`m^0 = 0`):
 #
-#     u^t = lambda m^{t-1} + I^t        Eq. 2  integrate
-#     z^t = u^t / v - 1                 Eq. 3  normalised potential
-#     o^t = H(z^t) = 1 if z^t > 0       Eq. 4  fire (strictly greater: u = v does not fire)
-#     m^t = u^t - v o^t                 Eq. 5  soft reset: subtract the threshold
+# $$\begin{aligned}
+# u^t &= \lambda\, m^{t-1} + I^t && \text{(Eq. 2, integrate)}\\
+# z^t &= u^t / v - 1 && \text{(Eq. 3, normalised potential)}\\
+# o^t &= H(z^t) = \begin{cases} 1 & z^t > 0 \\ 0 & \text{otherwise} \end{cases}
+#   && \text{(Eq. 4, fire: } u = v \text{ does not)}\\
+# m^t &= u^t - v\, o^t && \text{(Eq. 5, soft reset: subtract the threshold)}
+# \end{aligned}$$
 #
 # `u^t` is the potential after integration and before the reset; `m^t` the one after.
 # The spike `o^t` is sent to the next layer **in the same step** `t`. The library's
@@ -224,7 +250,8 @@ save(fig, "01_leak")
 # the total charge `T I` equals `v` times the spike count plus what is left on the
 # membrane (which lies between 0 and `v`, as long as `I < v`), so
 #
-#     count = T I / v - m^T / v,  with 0 <= m^T <= v   ->   |count - T I / v| <= 1.
+# $$\text{count} = \frac{T I}{v} - \frac{m^T}{v}, \quad 0 \le m^T \le v
+#   \quad\Longrightarrow\quad \left|\text{count} - \frac{T I}{v}\right| \le 1.$$
 #
 # With reset to zero the overshoot is thrown away at every spike, so a neuron needs
 # `floor(v/I) + 1` steps per spike, whatever the fractional part of `v/I` was: its rate

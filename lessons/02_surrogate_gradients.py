@@ -31,7 +31,7 @@
 # %%
 import numpy as np
 
-from _common import QUICK, plt, save
+from diet_np.lessons.common import QUICK, plt, save
 from diet_np.gradcheck import numerical_gradient, relative_error
 from diet_np.lif import lif_backward, lif_forward
 from diet_np.optim import Adam
@@ -117,16 +117,18 @@ print(f"mean surrogate slope for 0.05 < I < 0.95: {tri_slope[inside].mean():.2f}
       f"(staircase: T / v = {T}); largest {tri_slope.max():.2f} at I = "
       f"{I_grid[tri_slope.argmax()]:.3f}")
 assert np.all(tri_slope[inside] > 0)
-#
+
+# %% [markdown]
 # ## 2. The surrogates and their primitives
 #
-# Eq. 8 is the paper's choice, a triangle of height `gamma = 0.3` (the "damping
-# factor") and half-width 1 in `z`:
+# Eq. 8 is the paper's choice, a triangle of height $\gamma = 0.3$ (the "damping
+# factor") and half-width 1 in $z$:
 #
-#     do/dz ~= sigma'(z) = gamma * max(0, 1 - |z|)                         (Eq. 8)
+# $$\frac{\partial o}{\partial z} \approx \sigma'(z) = \gamma \max(0,\, 1 - |z|)
+#   \qquad \text{(Eq. 8)}$$
 #
-# The library also offers SuperSpike's fast sigmoid `gamma / (1 + k|z|)^2` (`k = 5`)
-# and the arc-tangent surrogate `gamma / (1 + (alpha z)^2)` (`alpha = pi`), both with
+# The library also offers SuperSpike's fast sigmoid $\gamma / (1 + k|z|)^2$ ($k = 5$)
+# and the arc-tangent surrogate $\gamma / (1 + (\alpha z)^2)$ ($\alpha = \pi$), both with
 # the same height `gamma = 0.3` at `z = 0`. Each comes with its `primitive(z)`, a smooth
 # function whose derivative is exactly `grad(z)`. The primitive is never used to
 # classify anything; it exists for lesson 3's *smooth mode*, where it replaces the spike
@@ -191,7 +193,8 @@ assert max(surrogate_errors.values()) < 1e-6
 # Below Eq. 8 the chain rule through `z = u / v - 1` gives the two derivatives BPTT
 # needs:
 #
-#     do/du = sigma'(z) / v,        do/dv = sigma'(z) * (-u / v^2)
+# $$\frac{\partial o}{\partial u} = \frac{\sigma'(z)}{v}, \qquad
+#   \frac{\partial o}{\partial v} = \sigma'(z) \left(-\frac{u}{v^2}\right)$$
 #
 # The threshold appears in both: raising `v` lowers `z`, which is how the threshold
 # can learn (lessons 3 and 4). Checked here with the triangle at a few `(u, v)`.

@@ -31,7 +31,7 @@
 # %%
 import numpy as np
 
-from _common import QUICK, plt, save
+from diet_np.lessons.common import QUICK, plt, save
 from diet_np.gradcheck import DEFAULT_TOL, numerical_gradient, relative_error
 from diet_np.lif import lif_backward, lif_forward
 from diet_np.surrogates import Triangle
@@ -45,11 +45,13 @@ print("quick mode" if QUICK else "full mode")
 # spiking layer) through weights `w_j`, has leak `lambda` and threshold `v`, and runs
 # for `T = 6` steps. For `t = 1 .. T`, with `m^0 = 0`:
 #
-#     I^t = sum_j w_j x_j^t                  input current
-#     u^t = lambda m^{t-1} + I^t             Eq. 2
-#     z^t = u^t / v - 1                      Eq. 3
-#     o^t = H(z^t)                           Eq. 4
-#     m^t = u^t - v o^t                      Eq. 5
+# $$\begin{aligned}
+# I^t &= \textstyle\sum_j w_j\, x_j^t && \text{(input current)}\\
+# u^t &= \lambda\, m^{t-1} + I^t && \text{(Eq. 2)}\\
+# z^t &= u^t / v - 1 && \text{(Eq. 3)}\\
+# o^t &= H(z^t) && \text{(Eq. 4)}\\
+# m^t &= u^t - v\, o^t && \text{(Eq. 5)}
+# \end{aligned}$$
 #
 # The spikes go on to the rest of the network, which we stand in for by a fixed linear
 # loss `L = sum_t c_t o^t`, so that `do^t = dL/do^t = c_t` (in a real network `do^t`
@@ -124,19 +126,22 @@ save(fig, "03_unrolled_graph")
 # directly through its spike `o^t`, and through the membrane it leaves behind, `m^t`,
 # which becomes part of `u^{t+1}`. So
 #
-#     du^t = dm^t * (dm^t/du^t) + do^t * (do^t/du^t)
-#          = dm^t + do^t sigma'(z^t) / v                        Eq. 10
+# $$du^t = dm^t\, \frac{\partial m^t}{\partial u^t} + do^t\, \frac{\partial o^t}{\partial u^t}
+#   = dm^t + do^t\, \frac{\sigma'(z^t)}{v} \qquad \text{(Eq. 10)}$$
 #
 # (`dm^t/du^t = 1` because the spike in the reset is detached; `do^t/du^t` is the
 # surrogate of Eq. 8 divided by `v`). `m^{t-1}` reaches the loss only through `u^t`:
 #
-#     dm^{t-1} = lambda du^t,          dm^T = 0                 Eq. 11
+# $$dm^{t-1} = \lambda\, du^t, \qquad dm^T = 0 \qquad \text{(Eq. 11)}$$
 #
 # The parameters collect one term per step:
 #
-#     dI^t = du^t,   dw_j = sum_t du^t x_j^t                    Eq. 12
-#     dlambda = sum_t du^t m^{t-1}        (m^0 = 0)             Eq. 13
-#     dv = sum_t [ do^t sigma'(z^t) (-u^t / v^2) - dm^t o^t ]   Eq. 14
+# $$\begin{aligned}
+# dI^t &= du^t, \qquad dw_j = \textstyle\sum_t du^t\, x_j^t && \text{(Eq. 12)}\\
+# d\lambda &= \textstyle\sum_t du^t\, m^{t-1} \quad (m^0 = 0) && \text{(Eq. 13)}\\
+# dv &= \textstyle\sum_t \left[ do^t\, \sigma'(z^t) \left(-\frac{u^t}{v^2}\right) - dm^t\, o^t \right]
+#   && \text{(Eq. 14)}
+# \end{aligned}$$
 #
 # The first term of Eq. 14 is the threshold's effect through `z^t = u^t / v - 1`; the
 # second is its effect through the reset `m^t = u^t - v o^t` (`dm^t/dv = -o^t`). The

@@ -33,7 +33,7 @@
 # %%
 import numpy as np
 
-from _common import QUICK, pick, plt, save
+from diet_np.lessons.common import QUICK, pick, plt, save
 from diet_np.lif import lif_backward, lif_forward
 from diet_np.ops import linear_backward, linear_forward
 from diet_np.optim import Adam, clamp_neuron_params
@@ -53,7 +53,8 @@ print("quick mode" if QUICK else "full mode")
 # `lambda* = 0.75`, threshold `v* = 0.5`. The loss is the mean squared error of the
 # counts,
 #
-#     L = 1/(B N) sum_{b,n} (count_{b,n} - target_{b,n})^2,   count = sum_t o^t
+# $$L = \frac{1}{B N} \sum_{b,n} \left(\text{count}_{b,n} - \text{target}_{b,n}\right)^2,
+#   \qquad \text{count} = \sum_t o^t$$
 #
 # so every step receives the same `dL/do^t = 2 (count - target) / (B N)`. Parameters
 # live in a dict keyed like a network's (`fc.weight`, `fc.leak`, `fc.threshold`), which

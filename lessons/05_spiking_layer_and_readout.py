@@ -39,8 +39,8 @@
 # %%
 import numpy as np
 
-from _common import QUICK, pick, plt, save, timer
 from diet_np import viz
+from diet_np.lessons.common import QUICK, pick, plt, save, timer
 from diet_np.data import iterate_batches, make_shapes
 from diet_np.gradcheck import DEFAULT_TOL, check_network_gradients, network_kink_margin
 from diet_np.layers import Flatten, Linear, Neuron, Readout
@@ -153,7 +153,8 @@ print("Eq. 6 by hand == network logits; the logits are U^T (no division by T)")
 # softmax: the logits grow with the number of steps, so the loss of Eq. 7 is sharper
 # for larger `T`. The loss is
 #
-#     p = softmax(U^T),   L = -(1/B) sum_b log p_{b, y_b}                       (Eq. 7)
+# $$p = \operatorname{softmax}(U^T), \qquad L = -\frac{1}{B} \sum_b \log p_{b,\, y_b}
+#   \qquad \text{(Eq. 7)}$$
 #
 # and its gradient with respect to the logits, `dU^T = (p - y) / B`, reaches **every**
 # step unchanged, because every step added into `U^T` with weight 1 (Eq. 9):

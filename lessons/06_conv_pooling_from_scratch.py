@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from _common import QUICK, pick, plt, save
+from diet_np.lessons.common import QUICK, pick, plt, save
 from diet_np import ops
 from diet_np.data import make_shapes
 from diet_np.gradcheck import numerical_gradient, relative_error

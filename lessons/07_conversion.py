@@ -34,7 +34,7 @@
 # %%
 import numpy as np
 
-from _common import QUICK, figure_dir, pick, plt, save, timer
+from diet_np.lessons.common import QUICK, figure_dir, pick, plt, save, timer
 from diet_np.architectures import build_network
 from diet_np.checkpoint import load_checkpoint
 from diet_np.conversion import convert, percentile_k, scale_thresholds

@@ -35,7 +35,7 @@ import runpy
 
 import numpy as np
 
-from _common import HERE, QUICK, figure_dir, pick, plt, save, timer
+from diet_np.lessons.common import HERE, QUICK, figure_dir, pick, plt, save, timer
 from diet_np.checkpoint import load_checkpoint
 from diet_np.conversion import convert, scale_thresholds
 from diet_np.data import Dataset, make_shapes

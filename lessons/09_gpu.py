@@ -40,7 +40,7 @@ import time
 import matplotlib.ticker
 import numpy as np
 
-from _common import QUICK, pick, plt, save
+from diet_np.lessons.common import QUICK, pick, plt, save
 from diet_np.architectures import build_network
 from diet_np.backend import (BackendError, array_module, default_rng, device_of, get_xp,
                              gpu_available, gpu_status, to_device, to_host)

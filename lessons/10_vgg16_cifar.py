@@ -45,7 +45,7 @@ from contextlib import redirect_stdout
 
 import numpy as np
 
-from _common import QUICK, figure_dir, pick, plt, save, timer
+from diet_np.lessons.common import QUICK, figure_dir, pick, plt, save, timer
 from diet_np.architectures import VGG_CONFIGS, build_network
 from diet_np.backend import default_rng, get_xp, gpu_available
 from diet_np.cli import build_parser, main as diet_np_cli

@@ -1,4 +1,5 @@
 """Shared helpers: small networks whose every layer spikes; running and checking lessons."""
+import importlib
 import re
 import runpy
 import sys
@@ -72,10 +73,9 @@ LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 
 
 def _fresh_common(monkeypatch):
-    """Import lessons/_common.py anew (it reads the environment when imported)."""
-    monkeypatch.delitem(sys.modules, "_common", raising=False)
-    import _common
-    return _common
+    """Import diet_np.lessons.common anew (it reads the environment when imported)."""
+    monkeypatch.delitem(sys.modules, "diet_np.lessons.common", raising=False)
+    return importlib.import_module("diet_np.lessons.common")
 
 
 def lesson_runner(monkeypatch, out_dir, files, figures):
@@ -83,7 +83,6 @@ def lesson_runner(monkeypatch, out_dir, files, figures):
     mode (``runpy``, as ``__main__``) with its figures in ``out_dir``, checks that
     they were written and returns the lesson's globals; afterwards restores
     OpenBLAS's thread count (quick mode sets it to 1)."""
-    monkeypatch.syspath_prepend(str(LESSONS))
     monkeypatch.delenv("DIET_NP_QUICK", raising=False)
     monkeypatch.delenv("DIET_NP_SHOW", raising=False)
     threads_before = _fresh_common(monkeypatch).blas_threads()

@@ -39,6 +39,7 @@ def run_lesson(monkeypatch, tmp_path):
 def test_lesson_01_lif_neuron(run_lesson):
     g = run_lesson(1)
     assert g["err_exact"] < 1e-12 < 1e-3 < g["err_euler"]           # exp(-dt/tau) is exact
+    assert g["err_ivp"] < 1e-8                                      # ... also vs solve_ivp
     assert g["edge_spikes"].tolist() == [False, True]                      # strictly greater fires
     assert g["n_trace_spikes"] > 3
     counts = g["counts_leak"]

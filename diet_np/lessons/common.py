@@ -2,12 +2,14 @@
 
 * ``QUICK`` is true when the environment variable ``DIET_NP_QUICK`` is set to
   anything but ``""`` or ``"0"``; lessons then use smaller sizes (the test suite
-  runs them this way).
-* Figures are saved as PNG to ``$DIET_NP_LESSON_OUT`` or, by default, to
-  ``lessons/figures/`` (git-ignored), and shown as well when the lesson runs
-  interactively (inside Jupyter/IPython, or with ``DIET_NP_SHOW=1``).
-* Importing this module also puts the repository root on ``sys.path``, so that
-  ``import diet_np`` works without installing the package.
+  and the lesson site run them this way).
+* Figures are saved as PNG to ``$DIET_NP_LESSON_OUT`` or, by default, to a
+  ``figures/`` folder beside the lesson being run (``lessons/figures/`` in a
+  checkout, git-ignored; in a notebook, beside the notebook), and shown as well
+  when the lesson runs interactively (inside Jupyter/IPython, or with
+  ``DIET_NP_SHOW=1``).
+* ``HERE`` is the folder holding the lesson files (see :func:`diet_np.lessons.lesson_dir`),
+  so that one lesson can run another.
 * In quick mode NumPy's BLAS is limited to one thread (when it is OpenBLAS and the
   platform lets us find it): on a busy machine, BLAS worker threads that compete with
   other processes can make the small matrix products of the lessons ten times slower.
@@ -20,10 +22,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from . import lesson_dir
+
+HERE = lesson_dir()
 
 
 def _flag(name: str) -> bool:
@@ -73,15 +74,26 @@ def pick(quick, full):
     return quick if QUICK else full
 
 
+def _running_lesson_folder() -> Path:
+    """The folder of the script being run (``python 01_lif_neuron.py``, or ``runpy``);
+    in a notebook, the working directory (a kernel starts in the notebook's folder)."""
+    in_kernel = "ipykernel" in sys.modules        # whose __main__ is the kernel's launcher
+    script = None if in_kernel else getattr(sys.modules.get("__main__"), "__file__", None)
+    return Path(script).resolve().parent if script else Path.cwd()
+
+
 def figure_dir() -> Path:
     """The folder figures are written to (created if needed)."""
-    out = Path(os.environ.get("DIET_NP_LESSON_OUT") or HERE / "figures")
+    out = Path(os.environ.get("DIET_NP_LESSON_OUT") or _running_lesson_folder() / "figures")
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
-def save(fig, name: str) -> Path:
-    """Save ``fig`` as ``<figure_dir>/<name>.png``; show it when interactive, else close it."""
+def save(fig, name: str) -> None:
+    """Save ``fig`` as ``<figure_dir>/<name>.png``; show it when interactive, else close it.
+
+    Returns nothing, so that a notebook cell ending in ``save(...)`` shows only the figure.
+    """
     path = figure_dir() / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"[figure] {path}")
@@ -89,7 +101,6 @@ def save(fig, name: str) -> Path:
         plt.show()
     else:
         plt.close(fig)
-    return path
 
 
 @contextmanager
