@@ -78,6 +78,8 @@ def main(argv=None):
     p.add_argument("--snn-steps", type=int, default=0, help="also time this many DIET steps")
     p.add_argument("--snn-batch-size", type=int, default=32)
     p.add_argument("--eval-images", type=int, default=0, help="also time SNN evaluation (T=5)")
+    p.add_argument("--test-acc", type=int, default=0,
+                   help="after training, the ANN's accuracy on this many test images")
     args = p.parse_args(argv)
     dataset = load_dataset("cifar10", download=False)
     if args.recipe:
@@ -99,6 +101,10 @@ def main(argv=None):
                                     params=params)
         for step, loss in curve:
             print(f"  step {step}: loss {loss:.4f}")
+        if args.test_acc:
+            ev = evaluate(net, params, dataset.x_test[:args.test_acc], dataset.y_test[:args.test_acc],
+                          dataset, T=1, mode="ann", xp=np, show_progress=False)
+            result.update(test_acc=ev.accuracy, test_loss=round(ev.loss, 4))
         result.update(init=args.init, curve=[(s, round(v, 4)) for s, v in curve],
                       ann_step_s=round(seconds, 4))
     if args.snn_steps:

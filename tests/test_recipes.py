@@ -1,12 +1,13 @@
 """ANN recipes per architecture (diet_np.recipes) and the check that one starts."""
 import math
 
+import numpy as np
 import pytest
 
-from diet_np.architectures import ARCHITECTURES
+from diet_np.architectures import ARCHITECTURES, build_network
 from diet_np.data import data_dir, load_dataset
 from diet_np.recipes import ann_recipe, loss_curve
-from diet_np.training import TrainConfig, ann_config
+from diet_np.training import TrainConfig, ann_config, evaluate
 
 CHANCE = math.log(10)
 
@@ -34,7 +35,7 @@ def test_recipes_are_fresh_copies():
     r = ann_recipe("vgg16")
     r["dropout"]["conv"] = 0.9
     r["lr"] = 1.0
-    assert ann_recipe("vgg16")["dropout"]["conv"] == 0.2 and ann_recipe("vgg16")["lr"] == 1e-4
+    assert ann_recipe("vgg16")["dropout"]["conv"] == 0.0 and ann_recipe("vgg16")["lr"] == 1e-4
 
 
 def test_recipe_keys_are_train_config_fields():
@@ -58,11 +59,18 @@ def _cifar10():
 @pytest.mark.slow
 @pytest.mark.cifar
 def test_vgg16_leaves_chance_with_its_recipe_on_cifar10():
-    """Full-width VGG16, no batch norm, the authors' Adam recipe at batch 64: the mean
-    training loss of steps 121-150 is clearly below ln 10.  Measured (issue 13 report):
-    STEPS_MEASURED."""
+    """VGG16 at 1/4 width (all 15 spiking layers, no batch norm) with its recipe, 300
+    steps of batch 64: the training loss falls clearly below ln 10 and the test
+    accuracy leaves 10%.  Measured (issue 13 report): loss of steps 271-300 2.066,
+    accuracy 0.211 on the first 1,000 test images; with the authors' dropout
+    instead the net still gave every test image one class after 939 steps."""
     dataset = _cifar10()
-    cfg = ann_config(**ann_recipe("vgg16"))
-    curve, _ = loss_curve("vgg16", dataset, cfg, steps=150, every=30)
+    net = build_network("vgg16_w4", dataset.num_classes)
+    params = net.init_params(seed=0)
+    cfg = ann_config(**ann_recipe("vgg16_w4"))
+    curve, _ = loss_curve("vgg16_w4", dataset, cfg, steps=300, every=30, params=params)
     assert abs(curve[0][1] - CHANCE) < 0.02          # starts at chance (sanity of the probe)
-    assert curve[-1][1] < CHANCE - 0.08, curve
+    assert curve[-1][1] < CHANCE - 0.15, curve
+    ev = evaluate(net, params, dataset.x_test[:1000], dataset.y_test[:1000], dataset, T=1,
+                  mode="ann", xp=np, show_progress=False)
+    assert ev.accuracy > 0.15, ev.accuracy
