@@ -20,19 +20,9 @@ import numpy as np
 from diet_np.architectures import ARCHITECTURES, build_network
 from diet_np.backend import default_rng
 from diet_np.data import load_dataset
-from diet_np.recipes import ann_recipe, loss_curve, training_batches
+from diet_np.network import INITS
+from diet_np.recipes import ann_init, ann_recipe, loss_curve, training_batches
 from diet_np.training import _optimizer, ann_config, diet_config, evaluate, train_step
-
-
-def kaiming_in(net, params, seed=0):
-    """Re-draw every weight N(0, sqrt(2 / fan_in)) (the output layer sqrt(1 / fan_in))."""
-    rng = np.random.default_rng(seed)
-    for key, spec in net.specs.items():
-        if spec.kind == "weight":
-            fan_in = int(np.prod(spec.shape[1:]))
-            gain = 1.0 if key.startswith("out.") else 2.0
-            params[key][...] = rng.normal(0.0, np.sqrt(gain / fan_in), spec.shape)
-    return params
 
 
 def snn_step_seconds(arch, dataset, steps, batch_size, T=5):
@@ -74,7 +64,7 @@ def main(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dropout", type=float, nargs=2, default=(0.2, 0.5), metavar=("CONV", "FC"))
-    p.add_argument("--init", choices=("default", "kaiming-in"), default="default")
+    p.add_argument("--init", choices=INITS, default=None, help="default: ann_init(arch)")
     p.add_argument("--snn-steps", type=int, default=0, help="also time this many DIET steps")
     p.add_argument("--snn-batch-size", type=int, default=32)
     p.add_argument("--eval-images", type=int, default=0, help="also time SNN evaluation (T=5)")
@@ -94,9 +84,7 @@ def main(argv=None):
               "weight_decay": cfg.weight_decay, "batch_size": cfg.batch_size, "seed": cfg.seed, "dropout": cfg.dropout}
     if args.steps:
         net = build_network(args.arch, dataset.num_classes)
-        params = net.init_params(seed=0)
-        if args.init == "kaiming-in":
-            kaiming_in(net, params)
+        params = net.init_params(seed=0, init=args.init or ann_init(args.arch))
         curve, seconds = loss_curve(args.arch, dataset, cfg, args.steps, args.every,
                                     params=params)
         for step, loss in curve:
@@ -105,7 +93,7 @@ def main(argv=None):
             ev = evaluate(net, params, dataset.x_test[:args.test_acc], dataset.y_test[:args.test_acc],
                           dataset, T=1, mode="ann", xp=np, show_progress=False)
             result.update(test_acc=ev.accuracy, test_loss=round(ev.loss, 4))
-        result.update(init=args.init, curve=[(s, round(v, 4)) for s, v in curve],
+        result.update(init=args.init or ann_init(args.arch), curve=[(s, round(v, 4)) for s, v in curve],
                       ann_step_s=round(seconds, 4))
     if args.snn_steps:
         result["snn_step_s"] = round(snn_step_seconds(args.arch, dataset, args.snn_steps,

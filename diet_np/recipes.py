@@ -23,6 +23,7 @@ of 512 test images right) but one class's offset outweighs it.  Judge a run by i
 
 Where these recipes depart from the authors':
 
+* **Kaiming's fan-in init** for the deep nets (the authors: the spec's), see above.
 * **no dropout in the ANN** (the authors: 0.2 after convs, 0.5 in the classifier):
   with it the 1/4-width VGG16 collapsed onto one class for three epochs (above).
   Random crop + flip stay on.  DIET fine-tuning keeps its own dropout.
@@ -61,17 +62,27 @@ SMALL_VGG5 = {"optimizer": "adam", "amsgrad": False, "lr": 1e-3, "momentum": 0.0
 --weight-decay 0 --schedule cosine --dropout 0.1 0.2``)."""
 
 
+def _recipe_base(arch) -> str:
+    base, _ = split_width(str(arch).lower())     # a narrowed VGG: its full-width recipe
+    if base not in VGG_CONFIGS and base != "resnet20":
+        raise ValueError(f"no ANN recipe for architecture {arch!r}; "
+                         f"choose from {', '.join(ARCHITECTURES)}")
+    return base
+
+
+def ann_init(arch: str) -> str:
+    """The ``init`` argument of :meth:`~diet_np.network.Network.init_params` for
+    ``arch``'s ANN: ``"kaiming-in"`` for the deep nets, the spec's for ``vgg5``."""
+    return "spec" if _recipe_base(arch) == "vgg5" else "kaiming-in"
+
+
 def ann_recipe(arch: str) -> dict:
     """The :class:`~diet_np.training.TrainConfig` overrides for training ``arch``'s ANN.
 
     A fresh dict each call (callers may update it).  Unknown names raise a
     ValueError naming the known ones.
     """
-    base, _ = split_width(str(arch).lower())     # a narrowed VGG: its full-width recipe
-    if base not in VGG_CONFIGS and base != "resnet20":
-        raise ValueError(f"no ANN recipe for architecture {arch!r}; "
-                         f"choose from {', '.join(ARCHITECTURES)}")
-    recipe = SMALL_VGG5 if base == "vgg5" else AUTHORS_ADAM
+    recipe = SMALL_VGG5 if _recipe_base(arch) == "vgg5" else AUTHORS_ADAM
     return {k: dict(v) if isinstance(v, dict) else v for k, v in recipe.items()}
 
 
@@ -86,8 +97,8 @@ def training_batches(dataset, cfg, xp=np):
 
 
 def loss_curve(arch, dataset, cfg, steps, every=30, init_seed=0, params=None):
-    """Does a recipe start?  Train ``arch`` (fresh ``init_params(init_seed)`` unless
-    ``params`` is given) for ``steps`` steps of ``cfg``.
+    """Does a recipe start?  Train ``arch`` (fresh ``init_params(init_seed,
+    init=ann_init(arch))`` unless ``params`` is given) for ``steps`` steps of ``cfg``.
 
     Returns ``(curve, seconds_per_step)`` with ``curve`` a list of
     ``(step, mean training loss of the last every steps)``; chance is
@@ -96,7 +107,8 @@ def loss_curve(arch, dataset, cfg, steps, every=30, init_seed=0, params=None):
     """
     cfg.validate()
     net = build_network(arch, dataset.num_classes)
-    params = net.init_params(seed=init_seed) if params is None else params
+    if params is None:
+        params = net.init_params(seed=init_seed, init=ann_init(arch))
     opt, rng = _optimizer(cfg), default_rng(np, cfg.seed)
     curve, window, tic, step = [], [], time.perf_counter(), 0
     for step, (xb, yb) in zip(range(1, steps + 1), training_batches(dataset, cfg)):
