@@ -28,7 +28,12 @@ VGG_CONFIGS = {
     "vgg16": ([64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A",
                512, 512, 512], [4096, 4096]),
 }
-ARCHITECTURES = tuple(VGG_CONFIGS) + ("resnet20",)
+WIDTH_DIVISORS = (2, 4, 8)
+"""Reduced widths offered by name: ``vgg16_w4`` is VGG16 with every conv and hidden
+linear layer 4x narrower (same depth: all 15 spiking layers kept)."""
+ARCHITECTURES = (tuple(VGG_CONFIGS)
+                 + tuple(f"{a}_w{k}" for a in VGG_CONFIGS for k in WIDTH_DIVISORS)
+                 + ("resnet20",))
 DEFAULT_DROPOUT = {"conv": 0.2, "fc": 0.5}
 
 
@@ -100,9 +105,29 @@ def arch_name(arch) -> str:
     return arch if isinstance(arch, str) else arch.get("name", "custom")
 
 
+def narrowed(features, classifier, divisor):
+    """Feature tokens and classifier widths with every width divided by ``divisor``
+    (rounded down, at least 1); pooling tokens are kept."""
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
+        raise ValueError(f"width divisor must be a positive integer; got {divisor!r}")
+    feats = [t if t in ("A", "M") else max(1, _conv_channels(t, f"position {i} of the features")
+                                            // divisor)
+             for i, t in enumerate(features)]
+    return feats, [max(1, w // divisor) for w in classifier]
+
+
+def split_width(key):
+    """``"vgg16_w4"`` -> ``("vgg16", 4)``; a plain name -> ``(name, 1)``."""
+    base, sep, tail = key.rpartition("_w")
+    if sep and tail.isdigit() and base in VGG_CONFIGS and int(tail) >= 1:
+        return base, int(tail)
+    return key, 1
+
+
 def build_network(arch, num_classes=10, input_shape=(3, 32, 32), dropout=None) -> Network:
     """A network by name (``vgg5``, ``vgg6``, ``vgg9``, ``vgg11``, ``vgg16``,
-    ``resnet20``) or from a ``{"features": [...], "classifier": [...]}`` dict."""
+    ``resnet20``; a VGG name with ``_w<k>`` is that VGG k times narrower, e.g.
+    ``vgg16_w4``) or from a ``{"features": [...], "classifier": [...]}`` dict."""
     if isinstance(arch, dict):
         unknown = set(arch) - {"features", "classifier", "name"}
         if unknown or "features" not in arch:
@@ -113,7 +138,9 @@ def build_network(arch, num_classes=10, input_shape=(3, 32, 32), dropout=None) -
     key = str(arch).lower()
     if key == "resnet20":
         return resnet20(num_classes, input_shape, dropout)
-    if key not in VGG_CONFIGS:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
-    features, classifier = VGG_CONFIGS[key]
+    base, divisor = split_width(key)
+    if base not in VGG_CONFIGS:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}"
+                         " (or a VGG name with a width divisor, such as vgg16_w16)")
+    features, classifier = narrowed(*VGG_CONFIGS[base], divisor)
     return vgg(features, classifier, num_classes, input_shape, key, dropout)

@@ -57,6 +57,9 @@ class Trace:
     spike_counts: dict
 
 
+INITS = ("spec", "kaiming-in")
+
+
 class Network:
     """A network built from layers; see :mod:`diet_np.architectures` for VGG/ResNet.
 
@@ -78,16 +81,32 @@ class Network:
         self.dropout = dict(dropout or {"conv": 0.0, "fc": 0.0})
 
     # -- parameters ---------------------------------------------------------
-    def init_params(self, seed=0, xp=np, dtype=np.float32) -> dict:
-        """Fresh parameters: conv N(0, sqrt(2/(k*k*C_out))), linear N(0, 0.01),
-        leak 1 and threshold 1 (conversion sets the thresholds)."""
+    def init_params(self, seed=0, xp=np, dtype=np.float32, init="spec") -> dict:
+        """Fresh parameters; leak 1 and threshold 1 (conversion sets the thresholds).
+
+        ``init="spec"`` (the default): the spec's and the authors' weights, conv
+        N(0, sqrt(2/(k*k*C_out))), linear N(0, 0.01).  ``init="kaiming-in"``:
+        N(0, sqrt(2/fan_in)) for every conv and hidden linear weight and
+        N(0, sqrt(1/fan_in)) for the output layer (no ReLU after it), with fan_in
+        the inputs of one output unit.  The ANN recipes of :mod:`diet_np.recipes`
+        use ``kaiming-in`` for the deep nets: from the spec's init VGG16 at 1/4 width
+        (no dropout, Adam lr 1e-4, 300 steps of batch 64) reached loss 2.066 and 21%
+        test accuracy, from Kaiming's 1.890 and 35%.
+        """
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}; got {init!r}")
         rng = np.random.default_rng(seed)
+        readout = f"{self.body.layers[-1].name}.weight"
         params = {}
         for key, spec in self.specs.items():
-            if spec.kind == "weight":
+            if spec.kind != "weight":
+                value = np.ones(spec.shape)
+            elif init == "spec":
                 value = rng.normal(0.0, spec.init_std, spec.shape)
             else:
-                value = np.ones(spec.shape)
+                fan_in = int(np.prod(spec.shape[1:]))
+                gain = 1.0 if key == readout else 2.0
+                value = rng.normal(0.0, np.sqrt(gain / fan_in), spec.shape)
             params[key] = to_device(value.astype(dtype), xp)
         return params
 
