@@ -32,6 +32,7 @@ from .model_file import data_conflicts, fingerprint, read_model
 from .outputs import check_output_file, check_run_dir
 from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
                        save_model, use_model_normalisation)
+from .recipes import ann_init, ann_recipe
 from .training import CHECKPOINT, TrainConfig, ann_config, diet_config, evaluate, fit
 from .weights import export_checkpoint, import_checkpoint
 
@@ -87,14 +88,17 @@ def _common(p, device=True, test_images=True):
 def _training(p, ann):
     p.add_argument("--epochs", type=_positive_int, default=30 if ann else 10,
                    help="training epochs (with --resume: a larger value extends the run)")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per step")
-    p.add_argument("--lr", type=_positive_float, default=1e-2 if ann else 1e-4,
-                   help="learning rate at the start of the schedule")
+    recipe = " (default: the architecture's recipe, diet_np/recipes.py)" if ann else ""
+    p.add_argument("--batch-size", type=_positive_int, default=None if ann else 64,
+                   help="images per step" + recipe)
+    p.add_argument("--lr", type=_positive_float, default=None if ann else 1e-4,
+                   help="learning rate at the start of the schedule" + recipe)
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seeds initialisation, shuffling, augmentation and dropout")
     p.add_argument("--no-augment", action="store_true", help="no random crop + flip")
-    p.add_argument("--schedule", choices=("step", "cosine"), default="step",
-                   help="step: /10 at the stage's milestones (at most once per epoch); cosine")
+    p.add_argument("--schedule", choices=("step", "cosine"), default=None if ann else "step",
+                   help="step: /10 at the stage's milestones (at most once per epoch); cosine"
+                        + recipe)
     p.add_argument("--out", required=True, help="run directory (checkpoint, log, curves)")
     _run_flags(p)
 
@@ -107,9 +111,11 @@ def _dropout_rates(text):
 
 
 def _dropout(p, default):
-    p.add_argument("--dropout", type=_dropout_rates, nargs="+", default=list(default),
+    p.add_argument("--dropout", type=_dropout_rates, nargs="+",
+                   default=None if default is None else list(default),
                    metavar="RATE", help="dropout rate of the conv layers and of the classifier "
-                                        "(one value: both)")
+                                        "(one value: both)" + ("" if default else " (default: "
+                                        "the architecture's recipe, diet_np/recipes.py)"))
 
 
 def _two_rates(values):
@@ -157,15 +163,15 @@ def build_parser():
     p.add_argument("--out", default=os.path.join("runs", "demo"))
     _run_flags(p)
 
-    p = sub.add_parser("train-ann", help="train the ANN (SGD, step schedule, crop + flip)")
+    p = sub.add_parser("train-ann", help="train the ANN (the architecture's recipe, crop + flip)")
     _common(p)
     p.add_argument("--arch", default="vgg5", choices=ARCHITECTURES)
     _training(p, ann=True)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                   help="sgd (the paper's) or adam")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--momentum", type=float, default=0.9)
-    _dropout(p, (0.2, 0.5))
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
+                   help="sgd (ann.py's default) or adam (AMSGrad as the recipe has it) (default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--weight-decay", type=float, default=None, help="(default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--momentum", type=float, default=None, help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
+    _dropout(p, None)
 
     p = sub.add_parser("convert", help="ANN -> SNN with 99.7th-percentile thresholds")
     _common(p)
@@ -325,7 +331,7 @@ def _config(base: TrainConfig, args, explicit, flags) -> TrainConfig:
     them for a new run, only the explicitly given ones (``explicit``, a set of
     dests) when resuming, where the stored settings stand in for the defaults."""
     changes = {field: convert(getattr(args, dest)) for dest, (field, convert) in flags.items()
-               if explicit is None or dest in explicit}
+               if (dest in explicit if explicit is not None else getattr(args, dest) is not None)}
     cfg = TrainConfig.from_dict({**base.to_dict(), **changes})
     cfg.validate()
     return cfg
@@ -358,7 +364,8 @@ def _cmd_train_ann(args, explicit):
     check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
     if stored is not None and "arch" not in explicit:
         args.arch = stored.arch
-    cfg = _config(TrainConfig.from_dict(stored.config) if stored else ann_config(), args,
+    base = ann_config(**ann_recipe(args.arch))
+    cfg = _config(TrainConfig.from_dict(stored.config) if stored else base, args,
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
                       "momentum": ("momentum", _SAME), "optimizer": ("optimizer", _SAME),
@@ -366,7 +373,7 @@ def _cmd_train_ann(args, explicit):
     xp = get_xp(args.device)
     dataset = _data(args, stored.data if stored else None, source=f"the run in {args.out}")
     net = build_network(args.arch, dataset.num_classes)
-    params = net.init_params(cfg.seed, xp)
+    params = net.init_params(cfg.seed, xp, init=ann_init(args.arch))
     fit(net, params, dataset, cfg, args.out, arch=args.arch, xp=xp, resume=args.resume,
         overwrite=args.overwrite, show_progress=not args.quiet)
 
