@@ -1,0 +1,36 @@
+"""The fast engine's dropout product: blocks of the mask's images on the CPU pool.
+
+Reference: :func:`diet_np.ops.dropout.dropout_forward` / ``dropout_backward``
+(bit for bit: the same products; ``tests/test_ops.py``).  Measured: part of
+"pool for the serial rest of a step" (commit 333b424), which with the chunk
+sums and Winograd's weight transforms ran on one core before.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import array_module
+from .parallel import map_chunks, slices
+
+
+def dropout_forward(x, mask):
+    """:func:`diet_np.ops.dropout.dropout_forward`: x * mask."""
+    return _times_mask(x, mask), mask
+
+
+def dropout_backward(dout, mask):
+    """:func:`diet_np.ops.dropout.dropout_backward`: dout * mask."""
+    return _times_mask(dout, mask)
+
+
+def _times_mask(x, mask):
+    """x * mask, blocks of the mask's leading axis on the CPU pool."""
+    xp = array_module(x, mask)
+    out = xp.empty(x.shape, dtype=np.result_type(x.dtype, mask.dtype))
+    lead = (slice(None),) * (x.ndim - mask.ndim)      # (:,) for (T, N, ...), () for (N, ...)
+
+    def part(n):
+        xp.multiply(x[lead + (n,)], mask[n], out=out[lead + (n,)])
+
+    map_chunks(part, slices(mask.shape[0], xp), xp)
+    return out
