@@ -104,7 +104,7 @@ def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
 
 
 def lif_backward(dout, cache):
-    """BPTT through a LIF layer: :func:`lif_step_backward` for t = T..1.
+    """BPTT through a LIF layer (Eq. 10-14): :func:`lif_step_backward` for t = T..1.
 
     dout: (T, B, ...) gradient of the loss w.r.t. the layer's spikes, arriving
     from layer l+1 at the same step.  Returns ``(dcurrent, dleak, dthreshold)``;

@@ -295,7 +295,8 @@ class Adam(_Optimizer):
         self.step_count = t
 
     def _update(self, p, g, m, s, s_max, step_size, bc2_sqrt):
-        """Adam's formulas on whole arrays, in place on p, m, s (and s_max):
+        """Eq. 15's optimiser step by Adam's formulas on whole arrays, in place on
+        p, m, s (and s_max):
 
             m = b1 m + (1 - b1) g,   s = b2 s + (1 - b2) g^2,   s_max = max(s_max, s)
             p -= lr / (1 - b1^t) * m / (sqrt(s) / sqrt(1 - b2^t) + eps)
