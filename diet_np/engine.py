@@ -26,6 +26,8 @@ import contextlib
 from dataclasses import dataclass, replace
 
 from . import settings
+from .fast import parallel
+from .fast.host_memory import keep_freed_memory
 
 ENGINES = ("reference", "fast")
 DEFAULT_ENGINE = "fast"
@@ -60,7 +62,10 @@ class Engine:
         return self.name == "fast"
 
     def resolved(self) -> "Engine":
-        """This engine with every ``None`` setting replaced by its default."""
+        """This engine with every ``None`` setting replaced by its default (the
+        reference engine has none to fill)."""
+        if not self.fast:
+            return self
         return replace(self,
                        conv=settings.conv_algorithm() if self.conv is None else self.conv,
                        threads=settings.threads() if self.threads is None else self.threads,
@@ -72,8 +77,6 @@ class Engine:
         with this engine's worker count (OpenBLAS single-threaded meanwhile)."""
         if not self.fast:
             return contextlib.nullcontext()
-        from .fast import parallel
-
         return parallel.pool_scope(xp, self.threads)
 
 
@@ -93,6 +96,4 @@ def apply_process_settings() -> bool:
     """What the command line sets for the whole process before it trains: glibc
     keeps freed memory for the next step (:func:`diet_np.fast.host_memory.keep_freed_memory`)
     unless ``DIET_NP_KEEP_MEMORY=0``.  Returns whether malloc was changed."""
-    from .fast.host_memory import keep_freed_memory
-
     return keep_freed_memory()

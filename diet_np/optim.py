@@ -313,9 +313,13 @@ class Adam(_Optimizer):
 _OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 
 
-def make_optimizer(name: str, lr, **kw):
+def make_optimizer(name: str, lr, engine=None, **kw):
     """Build an optimiser by name: ``"sgd"``, ``"adam"`` or ``"amsgrad"``
-    (Adam with ``amsgrad=True``).  Keyword arguments go to the constructor."""
+    (Adam with ``amsgrad=True``).  Keyword arguments go to the constructor.
+    ``engine`` (``"reference"`` or ``"fast"``; None: Adam's default) picks Adam's
+    update; SGD's is one plain path under either."""
+    if engine is not None and engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     if not isinstance(name, str):
         raise ValueError(f"optimiser name must be a string, got {name!r}")
     key = name.strip().lower()
@@ -326,11 +330,13 @@ def make_optimizer(name: str, lr, **kw):
     if key not in _OPTIMIZERS:
         raise ValueError(f"unknown optimiser {name!r}; expected one of sgd, adam, amsgrad")
     cls = _OPTIMIZERS[key]
-    allowed = [a for a in inspect.signature(cls).parameters if a != "lr"]
+    allowed = [a for a in inspect.signature(cls).parameters if a not in ("lr", "engine")]
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
         raise ValueError(f"optimiser {name!r} got unknown argument(s) {', '.join(unknown)}; "
                          f"it takes {', '.join(allowed)}")
+    if engine is not None and cls is Adam:
+        kw["engine"] = engine
     return cls(lr, **kw)
 
 

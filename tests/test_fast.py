@@ -239,3 +239,13 @@ def test_unknown_engine_is_named():
         Engine("fast", threads=0)
     with pytest.raises(TypeError, match="engine must be"):
         get_engine(3)
+
+
+def test_make_optimizer_passes_the_engine_to_adam_only():
+    from diet_np.optim import make_optimizer
+
+    assert make_optimizer("amsgrad", 0.1, engine="reference").engine == "reference"
+    assert make_optimizer("adam", 0.1).engine == "fast"
+    make_optimizer("sgd", 0.1, engine="reference")            # one path: nothing to choose
+    with pytest.raises(ValueError, match="engine must be one of reference, fast"):
+        make_optimizer("sgd", 0.1, engine="slow")

@@ -10,7 +10,6 @@
   imports CuPy.
 """
 import ctypes
-import os
 import shutil
 import subprocess
 import sys

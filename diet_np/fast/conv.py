@@ -2,9 +2,10 @@
 
 Reference: :func:`diet_np.ops.conv.conv2d_forward` and
 :func:`~diet_np.ops.conv.conv2d_backward`, one im2col product over the whole
-batch (equal to rounding: im2col chunks sum in the same order, Winograd's
-float32 results differ by about 5e-7 of the largest value for F(2x2, 3x3) and
-5e-6 for F(4x4, 3x3); in float64 about 1e-15 and 1e-14; ``tests/test_ops.py``).
+batch (equal to rounding: the chunks' weight gradients are added in chunk order,
+and Winograd's float32 results differ by about 5e-7 of the largest value for
+F(2x2, 3x3) and 5e-6 for F(4x4, 3x3), in float64 by about 1e-15 and 1e-14;
+``tests/test_ops.py``, ``tests/test_fast.py``).
 Measured (benchmarks/README.md, 2 cores): the small VGG's convolutions run at
 86% of the sgemm ceiling by default against 55% with ``im2col`` only (commit
 586d9e1); layer 1 in 2 chunks instead of 16 takes 1.45 instead of 2.6 ms

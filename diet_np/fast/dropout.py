@@ -1,9 +1,11 @@
 """The fast engine's dropout product: blocks of the mask's images on the CPU pool.
 
 Reference: :func:`diet_np.ops.dropout.dropout_forward` / ``dropout_backward``
-(bit for bit: the same products; ``tests/test_ops.py``).  Measured: part of
-"pool for the serial rest of a step" (commit 333b424), which with the chunk
-sums and Winograd's weight transforms ran on one core before.
+(bit for bit: the same products; ``tests/test_fast.py``).  Measured: not timed
+on its own; it is one of the serial remainders of a step that commit 333b424
+moved onto the pool (with the chunk sums and Winograd's weight transforms),
+part of the CPU pool's 56 ms vgg5 step on two workers against 83 ms of CPU on
+one (benchmarks/README.md, commit 586d9e1).
 """
 from __future__ import annotations
 

@@ -2,11 +2,12 @@
 
 Reference: :func:`diet_np.lif.lif_forward` and :func:`diet_np.lif.lif_backward`,
 the plain loops over :func:`~diet_np.lif.lif_step` and
-:func:`~diet_np.lif.lif_step_backward` (potentials and spikes bit for bit, the
-gradients to rounding: the sums run in another order; ``tests/test_lif.py``).
-Measured (issue #14, 2 cores): the plain loops in today's network make the LIF
+:func:`~diet_np.lif.lif_step_backward` (potentials, spikes and dI^t bit for bit,
+the leak and threshold gradients to rounding: their sums run in another order;
+``tests/test_fast.py``).  Measured (issue #14, 2 cores, against the blocked
+loops of commits e11f89d, 1606b93 and ad8dc5e): the plain loops make the LIF
 layers 2.0-2.4x slower and a vgg5 training step about 1.4x slower (a VGG16 step
-no slower, its convolutions dominate).
+no slower: its convolutions dominate).
 
 What makes it fast, none of which changes a value:
 
@@ -154,14 +155,14 @@ def lif_backward(dout, cache, overwrite: bool = False, fused: bool = True):
             surrogate_term += xp.vdot(g[t], u_[t, n])    # Eq. 14: sum do sigma' u
         g /= threshold                                   # Eq. 10 without dm^t
         dm, v_spike, m_prev = (xp.empty(g.shape[1:], dtype=u.dtype) for _ in range(3))
-        for t in range(T - 1, -1, -1):
-            if t < T - 1:                                # dm^{T-1} = 0
+        for t in range(T - 1, -1, -1):                   # row t holds step t + 1
+            if t < T - 1:                                # dm^T = 0 at the last row
                 xp.multiply(g[t + 1], leak, out=dm)      # Eq. 11: dm^t = lambda du^{t+1}
                 g[t] += dm                               # Eq. 10: du^t = dm^t + ...
                 reset += xp.vdot(dm, v_spike)            # Eq. 14 reset term, times v
             if constant:                                 # Eq. 12: dI = sum_t du^t
                 dcurrent_[0, n] += g[t]
-            if t > 0:                                    # Eq. 13 (m^0 = 0)
+            if t > 0:                                    # Eq. 13 (m^0 = 0 at row 0)
                 xp.multiply(spikes_[t - 1, n], threshold, out=v_spike)
                 xp.subtract(u_[t - 1, n], v_spike, out=m_prev)   # m^{t-1} = u - v o
                 dleak += xp.vdot(g[t], m_prev)

@@ -2,7 +2,7 @@
 
 Reference: :func:`diet_np.ops.linear.linear_forward` / ``linear_backward`` (equal
 to rounding: each output element is the same dot product, which BLAS may block
-differently; ``tests/test_ops.py``).  Measured: part of the CPU pool's step
+differently; ``tests/test_fast.py``).  Measured: part of the CPU pool's step
 (commit e11f89d; benchmarks/README.md: a vgg5 step 56 ms on two workers against
 83 ms of CPU on one, commit 586d9e1).  Each worker reads its own part of the
 weight (the largest operand at these batch sizes, read from memory): output

@@ -2,12 +2,15 @@
 images on the CPU pool.
 
 Reference: :func:`diet_np.ops.pooling.avgpool_forward` / ``avgpool_backward``
-(bit for bit for k = 2: a count of spikes times 1/4 is exact; ``tests/test_ops.py``).
-Measured: spikes travel as booleans, a quarter of float32's memory traffic
-(commit 1606b93; part of the small VGG's step, 56 ms at commit 586d9e1,
-benchmarks/README.md).  Average pooling adds the k*k strided slices of the
-window view (a NumPy reduction over its two non-adjacent window axes is many
-times slower) and its backward assigns to them, a block of images per worker of
+(boolean spikes bit for bit for k = 2, a count times 1/4 being exact; floats
+to rounding; ``tests/test_fast.py``).  Measured: not timed on its own; boolean
+spikes (commit 1606b93) cut the traffic of every layer that reads spikes to a
+quarter of float32's, and belong to the vgg5 step of 56 ms / VGG16 of 460 ms
+with a peak memory of 167 / 1192 MiB (benchmarks/README.md, commit 586d9e1).
+
+Average pooling adds the k*k strided slices of the window view (a NumPy
+reduction over its two non-adjacent window axes is many times slower) and its
+backward assigns to them, a block of images per worker of
 :mod:`diet_np.fast.parallel`.
 """
 from __future__ import annotations
