@@ -211,10 +211,11 @@ def implementations(case, layouts, kind="step"):
     """name -> callable for every implementation of a training step (or eval):
     ``diet_np`` and ``torch-<layout>`` for each PyTorch loop order.  On the GPU
     ``diet_np`` runs the array-module LIF and ``diet_np-fused`` the fused CUDA
-    kernels (:mod:`diet_np.kernels`)."""
+    kernels (:mod:`diet_np.fast.kernels`)."""
     diet = case.diet_step if kind == "step" else case.diet_eval
     if case.device == "gpu":
-        fns = {"diet_np": _fused_switch(diet, "0"), "diet_np-fused": _fused_switch(diet, "1")}
+        fns = {"diet_np": _fused_switch(case, diet, False),
+               "diet_np-fused": _fused_switch(case, diet, True)}
     else:
         fns = {"diet_np": diet}
     for layout in layouts:
@@ -223,20 +224,13 @@ def implementations(case, layouts, kind="step"):
     return fns
 
 
-def _fused_switch(fn, value):
-    """``fn`` run with ``DIET_NP_FUSED_LIF`` set to ``value`` ("1": fused kernels)."""
-    from diet_np.kernels import ENV_SWITCH
+def _fused_switch(case, fn, fused):
+    """``fn`` run with the network's fast engine using the fused LIF kernels or not."""
+    from diet_np.engine import Engine
 
     def run():
-        before = os.environ.get(ENV_SWITCH)
-        os.environ[ENV_SWITCH] = value
-        try:
-            return fn()
-        finally:
-            if before is None:
-                del os.environ[ENV_SWITCH]
-            else:
-                os.environ[ENV_SWITCH] = before
+        case.net.engine = Engine("fast", fused_lif=fused)
+        return fn()
     return run
 
 
@@ -366,7 +360,7 @@ def section_machine(args):
     rows = [("CPU", f"{cpu_name()}, {os.cpu_count()} logical cores"),
             ("load average (1, 5, 15 min)", load_average()),
             ("Python", platform.python_version()), ("NumPy", np.__version__)]
-    from diet_np.parallel import num_workers, openblas
+    from diet_np.fast.parallel import num_workers, openblas
 
     blas = openblas()
     if blas:
@@ -383,9 +377,9 @@ def section_machine(args):
     from diet_np.host_memory import keep_freed_memory
 
     rows.append(("host malloc", "glibc keeps freed memory, for the whole process "
-                 "(diet_np.host_memory, as diet_np's training loop sets it)"
+                 "(diet_np.fast.host_memory, as diet_np's training sets it)"
                  if keep_freed_memory() else "as the environment has it (--malloc default)"))
-    from diet_np.ops import winograd
+    from diet_np.fast import winograd
 
     rows.append(("diet_np convolutions", f"DIET_NP_CONV={os.environ.get('DIET_NP_CONV', 'auto')} "
                  "(auto: Winograd F(2x2,3x3) for 3x3 layers with >= 32 input channels on the "
@@ -401,12 +395,10 @@ def section_machine(args):
     if args.device == "gpu":
         import cupy
 
-        from diet_np.kernels import ENV_SWITCH
-
         props = cupy.cuda.runtime.getDeviceProperties(0)
         rows.append(("GPU", f"{props['name'].decode()}, CuPy {cupy.__version__}"))
-        rows.append(("fused LIF kernels", f"timed both ways: diet_np ({ENV_SWITCH}=0) and "
-                     f"diet_np-fused ({ENV_SWITCH}=1)"))
+        rows.append(("fused LIF kernels", "timed both ways: diet_np (Engine(fused_lif=False)) "
+                     "and diet_np-fused (fused_lif=True)"))
         rows.append(("precision", "full float32 on both sides: CuPy's matmul and PyTorch's "
                      "cuBLAS/cuDNN with TF32 off"))
     table(["", ""], rows)
@@ -521,8 +513,8 @@ def section_conv(args, case, ceilings, reps):
     """Forward + backward of every conv of the small VGG at its training shape."""
     import numpy as np
 
-    import diet_np.ops as ops
-    from diet_np.parallel import pool_scope
+    from diet_np import fast, settings
+    from diet_np.fast.parallel import pool_scope
 
     print(f"## Conv forward+backward, {case.arch} (B={case.batch}, T={case.T}, "
           f"{args.clock} clock)\n")
@@ -538,14 +530,15 @@ def section_conv(args, case, ceilings, reps):
             x_host = (x_host > 0.8).astype(np.float32)
         w_host = case.host_params[f"{layer.name}.weight"]
         x, wt = xp.asarray(x_host), xp.asarray(w_host)
-        out, _ = ops.conv2d_forward(x, wt, layer.stride, layer.pad)
+        choice = settings.conv_algorithm()
+        out, _ = fast.conv2d_forward(x, wt, layer.stride, layer.pad, choice)
         dout_host = rng.normal(size=out.shape).astype(np.float32)
         dout = xp.asarray(dout_host)
 
         def diet():                  # as inside Network.forward / backward
             with pool_scope(xp):
-                _, cache = ops.conv2d_forward(x, wt, layer.stride, layer.pad)
-                ops.conv2d_backward(dout, cache, need_dx=not layer.first)
+                _, cache = fast.conv2d_forward(x, wt, layer.stride, layer.pad, choice)
+                fast.conv2d_backward(dout, cache, need_dx=not layer.first)
 
         fns = {"diet_np": diet}
         torch_fn = _torch_conv(x_host, w_host, dout_host, layer, args.device)
@@ -584,13 +577,11 @@ def section_conv(args, case, ceilings, reps):
 
 def _algorithm_name(x_shape, w_shape, layer, xp):
     """How diet_np computes this conv layer: im2col or Winograd F(m x m, 3x3)."""
-    from diet_np.ops import winograd
-    from diet_np.ops.conv import algorithm
+    from diet_np import settings
+    from diet_np.fast.conv import algorithm
 
-    if algorithm(x_shape, w_shape, layer.stride, layer.pad, xp) == "im2col":
-        return "im2col"
-    m = winograd.tile_size(x_shape)
-    return f"winograd F({m}x{m},3x3)"
+    m = algorithm(x_shape, w_shape, layer.stride, layer.pad, xp, settings.conv_algorithm())
+    return f"winograd F({m}x{m},3x3)" if m else "im2col"
 
 
 def _torch_conv(x_host, w_host, dout_host, layer, device):

@@ -51,8 +51,8 @@ def main():
 
     import numpy as np
 
-    import diet_np.ops as ops
-    from diet_np import parallel
+    from diet_np import fast, settings
+    from diet_np.fast import parallel
 
     rng = np.random.default_rng(0)
     x = (rng.random((160, 32, 16, 16)) > 0.8).astype(np.float32)
@@ -61,15 +61,15 @@ def main():
 
     def call():
         with parallel.single_threaded_blas():
-            _, cache = ops.conv2d_forward(x, w, 1, 1)
-            ops.conv2d_backward(dout, cache)
+            _, cache = fast.conv2d_forward(x, w, 1, 1)
+            fast.conv2d_backward(dout, cache)
 
     print(f"conv 160x32x16x16 -> 64, forward + backward; ms per call after a pause "
           f"(median of {ROUNDS} rounds)\n")
     print("| workers | pause s | " + " | ".join(f"call {i + 1}" for i in range(args.calls)) + " |")
     print("|---|---|" + "---|" * args.calls)
     for workers in (1, 2):
-        os.environ[parallel.ENV_THREADS] = str(workers)
+        os.environ[settings.THREADS] = str(workers)
         for _ in range(3):
             call()
         for pause in args.pauses:

@@ -12,10 +12,9 @@ in :data:`CHECK_DTYPE` (float64).
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from . import settings
 from .errors import DietError
 
 TRAIN_DTYPE = np.float32
@@ -44,8 +43,8 @@ def gpu_status() -> tuple[bool, str]:
 
 
 def _probe_gpu() -> tuple[bool, str]:
-    if os.environ.get("DIET_NP_NO_GPU"):
-        return False, "DIET_NP_NO_GPU is set"
+    if settings.no_gpu():
+        return False, f"{settings.NO_GPU} is set"
     try:
         import cupy
     except Exception as exc:  # ImportError, or a broken CUDA install

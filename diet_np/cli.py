@@ -23,8 +23,8 @@ from . import __version__
 from .architectures import ARCHITECTURES, build_network
 from .backend import get_xp
 from .data import DATASETS
+from .engine import ENGINES, apply_process_settings
 from .errors import ChanceLevelError, ConfigError, DietError, chance_level
-from .host_memory import keep_freed_memory
 from .inspection import inspect_checkpoint
 from .lessons import lessons_command
 from .metrics import energy_table
@@ -68,6 +68,9 @@ def _common(p, device=True, test_images=True):
     if device:
         p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                        help="cpu (NumPy) or gpu (CuPy); a missing GPU is an error")
+        p.add_argument("--engine", choices=ENGINES, default="fast",
+                       help="reference: the plain functions of each equation; fast: "
+                            "diet_np/fast (threads, Winograd, fused kernels), tested equal")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="shapes (embedded, no download), cifar10 or cifar100 (default: the "
@@ -356,7 +359,8 @@ def _cmd_demo(args, explicit):
                            batch_size=32, augment=False, seed=args.seed)
     run_all(dataset, args.arch, args.out, ann_cfg, diet_cfg, device=args.device,
             T_find=args.find_steps, scale=args.scale, images=256, long_T=args.long_timesteps,
-            resume=args.resume, overwrite=args.overwrite, show_progress=not args.quiet)
+            resume=args.resume, overwrite=args.overwrite, show_progress=not args.quiet,
+            engine=args.engine)
 
 
 def _cmd_train_ann(args, explicit):
@@ -373,6 +377,7 @@ def _cmd_train_ann(args, explicit):
     xp = get_xp(args.device)
     dataset = _data(args, stored.data if stored else None, source=f"the run in {args.out}")
     net = build_network(args.arch, dataset.num_classes)
+    net.engine = args.engine
     params = net.init_params(cfg.seed, xp, init=ann_init(args.arch))
     fit(net, params, dataset, cfg, args.out, arch=args.arch, xp=xp, resume=args.resume,
         overwrite=args.overwrite, show_progress=not args.quiet)
@@ -381,6 +386,7 @@ def _cmd_train_ann(args, explicit):
 def _cmd_convert(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("ann",))
+    net.engine = args.engine
     last = model.history[-1]["test_acc"] if model.history else None
     if last is not None and last < chance_level(net.num_classes):
         raise ChanceLevelError(f"{args.checkpoint}: the ANN's last test accuracy {last:.4f} is at "
@@ -415,6 +421,7 @@ def _cmd_finetune(args, explicit):
                       "dropout": ("dropout", _two_rates)})
     xp = get_xp(args.device)
     net, params, source = load_model(args.checkpoint, xp, expect_kind=("snn",))
+    net.engine = args.engine
     dataset = _model_data(args, source)
     origin = (f"converted, thresholds from T_find={source.origin['T_find']}"
               if "T_find" in source.origin else f"SNN trained at T={source.T}")
@@ -428,6 +435,7 @@ def _cmd_finetune(args, explicit):
 def _cmd_evaluate(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp)
+    net.engine = args.engine
     mode = args.mode or model.kind
     if mode == "ann" and "timesteps" in explicit:
         raise ConfigError("--timesteps applies to an SNN; this evaluates an ANN (one step)")
@@ -460,6 +468,7 @@ def _cmd_energy(args, explicit):
         raise ConfigError("--num-classes goes with --arch; a checkpoint records its classes")
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
+    net.engine = args.engine
     dataset = _model_data(args, model)
     for T in args.timesteps:
         ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode="snn",
@@ -471,6 +480,7 @@ def _cmd_energy(args, explicit):
 def _cmd_inspect(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
+    net.engine = args.engine
     dataset = _model_data(args, model)
     inspect_checkpoint(net, params, model, dataset, args.out, xp=xp, T=args.timesteps,
                        images=args.images, seed=args.seed, overwrite=args.overwrite)
@@ -500,7 +510,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     explicit = explicit_flags(parser, argv)
     try:
-        keep_freed_memory()               # process-wide, so set here and not by the library
+        apply_process_settings()          # process-wide, so set here and not by the library
         COMMANDS[args.command](args, explicit)
     except KeyboardInterrupt:
         hint = ("the last checkpoint written is intact; rerun the same command with --resume "

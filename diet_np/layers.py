@@ -16,7 +16,10 @@ Every layer offers
 * ``step(params, x, state, ctx) -> y`` for one step (teaching, conversion).
 
 The same layers serve the ANN (``ctx.snn`` False: :class:`Neuron` is a ReLU,
-T = 1) and the SNN.
+T = 1) and the SNN.  ``ctx.engine`` (:mod:`diet_np.engine`) picks the reference
+ops (:mod:`diet_np.lif`, :mod:`diet_np.ops`) or the fast ones
+(:mod:`diet_np.fast`); a layer's cache records the engine its forward ran, and
+its backward runs the same one.
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import ops
+from . import fast, ops
 from .backend import array_module
+from .engine import get_engine
 from .lif import LIFCache, lif_backward, lif_forward, lif_step
 from .readout import readout_backward, readout_forward, readout_step
 
@@ -47,6 +51,7 @@ class Context:
     observe: object = None          # stepwise only: observe(name, t, current)
     record: object = None           # stepwise only: record(name, t, NeuronStep)
     t: int = 0                      # stepwise only: the current step
+    engine: object = field(default_factory=get_engine)   # reference or fast ops
 
 
 class NeuronStep(NamedTuple):
@@ -74,8 +79,30 @@ def _unfold(y, steps):
     return y.reshape((steps, y.shape[0] // steps) + y.shape[1:])
 
 
+def _ops(engine):
+    """The op functions of an engine: :mod:`diet_np.fast` or the reference :mod:`diet_np.ops`."""
+    return fast if engine.fast else ops
+
+
 class Layer:
-    """Base class: a layer with no parameters and no state."""
+    """Base class: a layer with no parameters and no state.
+
+    Under the fast engine a :class:`Neuron` sends its spikes on as booleans and
+    reuses its neighbours' arrays, but only where a layer declares it safe; a
+    layer that declares nothing gets float input and keeps its arrays:
+
+    * ``takes_spikes``: forward and backward are correct on boolean spikes;
+    * ``fresh_output``: forward returns a new array that nothing else holds (not
+      its input, not in its cache), so the Neuron it feeds may store u^t in it;
+    * ``fresh_grad``: backward returns a new array that nothing else holds, so
+      the Neuron before it may store dI^t in it;
+    * ``passes_arrays``: the layer may hand on its argument itself (or a view):
+      the layer beyond it decides about ``fresh_*``.
+    """
+    takes_spikes = False
+    fresh_output = False
+    fresh_grad = False
+    passes_arrays = False
 
     def build(self, in_shape, source):
         self.in_shape, self.source = tuple(in_shape), source
@@ -103,6 +130,7 @@ class Layer:
 
 class Conv(Layer):
     """k x k convolution, no bias (I = W * g(o), Eq. 2's input current)."""
+    takes_spikes = fresh_output = fresh_grad = True
 
     def __init__(self, name, channels, kernel=3, stride=1, pad=1, first=False):
         self.name, self.channels, self.kernel = name, channels, kernel
@@ -126,18 +154,23 @@ class Conv(Layer):
         return [(self.name, k * k * self.in_shape[0] * c_out * h * w, self.source)]
 
     def forward(self, params, x, ctx):
-        y, cache = ops.conv2d_forward(_fold(x), params[f"{self.name}.weight"],
-                                      self.stride, self.pad)
-        return _unfold(y, x.shape[0]), cache
+        w = params[f"{self.name}.weight"]
+        if ctx.engine.fast:
+            y, cache = fast.conv2d_forward(_fold(x), w, self.stride, self.pad, ctx.engine.conv)
+        else:
+            y, cache = ops.conv2d_forward(_fold(x), w, self.stride, self.pad)
+        return _unfold(y, x.shape[0]), (ctx.engine, cache)
 
     def backward(self, params, dy, cache, grads):
-        dx, grads[f"{self.name}.weight"] = ops.conv2d_backward(_fold(dy), cache,
-                                                               need_dx=not self.first)
+        engine, cache = cache
+        dx, grads[f"{self.name}.weight"] = _ops(engine).conv2d_backward(
+            _fold(dy), cache, need_dx=not self.first)
         return None if dx is None else _unfold(dx, dy.shape[0])
 
 
 class Linear(Layer):
     """Fully connected layer without bias."""
+    takes_spikes = fresh_output = fresh_grad = True
 
     def __init__(self, name, features, first=False):
         self.name, self.features, self.first = name, features, first
@@ -154,12 +187,13 @@ class Linear(Layer):
         return [(self.name, self.in_shape[0] * self.features, self.source)]
 
     def forward(self, params, x, ctx):
-        y, cache = ops.linear_forward(_fold(x), params[f"{self.name}.weight"])
-        return _unfold(y, x.shape[0]), cache
+        y, cache = _ops(ctx.engine).linear_forward(_fold(x), params[f"{self.name}.weight"])
+        return _unfold(y, x.shape[0]), (ctx.engine, cache)
 
     def backward(self, params, dy, cache, grads):
-        dx, grads[f"{self.name}.weight"] = ops.linear_backward(_fold(dy), cache,
-                                                               need_dx=not self.first)
+        engine, cache = cache
+        dx, grads[f"{self.name}.weight"] = _ops(engine).linear_backward(
+            _fold(dy), cache, need_dx=not self.first)
         return None if dx is None else _unfold(dx, dy.shape[0])
 
 
@@ -167,7 +201,13 @@ class Neuron(Layer):
     """The spiking LIF neuron of layer ``name`` (Eq. 2-5, 10-14); ReLU in the ANN.
 
     Parameters: ``{name}.leak`` and ``{name}.threshold``, one scalar each.
+    Under the fast engine its u^t take the place of its input current when
+    ``overwrites_current`` and its dI^t that of the incoming gradient when
+    ``overwrites_grad``; :class:`Sequential` sets both from what its neighbours
+    declare (see :class:`Layer`).
     """
+    overwrites_current = False
+    overwrites_grad = False
 
     def __init__(self, name):
         self.name = name
@@ -184,20 +224,28 @@ class Neuron(Layer):
 
     def forward(self, params, x, ctx):
         if not ctx.snn:
-            return ops.relu_forward(x)
+            y, mask = ops.relu_forward(x)
+            return y, (ctx.engine, mask)
         leak, threshold = self._lv(params)
-        # spikes go on as booleans; x, the current of the layer before, is read by
-        # nothing else, so the potentials u take its place
-        out, cache = lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate,
-                                 compact=True, overwrite=True)
+        if ctx.engine.fast:       # spikes go on as booleans
+            out, cache = fast.lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate,
+                                          compact=True, overwrite=self.overwrites_current,
+                                          fused=ctx.engine.fused_lif)
+        else:
+            out, cache = lif_forward(x, leak, threshold, ctx.T, ctx.smooth, ctx.surrogate)
         ctx.spike_counts[self.name] = array_module(x).count_nonzero(cache.spikes)
-        return out, cache
+        return out, (ctx.engine, cache)
 
     def backward(self, params, dy, cache, grads):
         leak, threshold = self._lv(params)
+        engine, cache = cache
         if isinstance(cache, LIFCache):
-            dx, grads[f"{self.name}.leak"], grads[f"{self.name}.threshold"] = \
-                lif_backward(dy, cache, overwrite=True)   # dy is read by nothing else
+            if engine.fast:
+                dlif = fast.lif_backward(dy, cache, overwrite=self.overwrites_grad,
+                                         fused=engine.fused_lif)
+            else:
+                dlif = lif_backward(dy, cache)
+            dx, grads[f"{self.name}.leak"], grads[f"{self.name}.threshold"] = dlif
             return dx
         xp = array_module(dy)
         grads[f"{self.name}.leak"] = xp.zeros_like(leak)
@@ -227,6 +275,7 @@ class Neuron(Layer):
 
 class AvgPool(Layer):
     """k x k average pooling, stride k."""
+    takes_spikes = fresh_output = fresh_grad = True
 
     def __init__(self, k=2):
         self.k = k
@@ -239,15 +288,19 @@ class AvgPool(Layer):
         return (c, h // self.k, w // self.k)
 
     def forward(self, params, x, ctx):
-        y, cache = ops.avgpool_forward(_fold(x), self.k, ctx.dtype)
-        return _unfold(y, x.shape[0]), cache
+        if ctx.engine.fast:       # boolean spikes averaged into the pass's dtype
+            y, cache = fast.avgpool_forward(_fold(x), self.k, ctx.dtype)
+        else:
+            y, cache = ops.avgpool_forward(_fold(x), self.k)
+        return _unfold(y, x.shape[0]), (ctx.engine, cache)
 
     def backward(self, params, dy, cache, grads):
-        return _unfold(ops.avgpool_backward(_fold(dy), cache), dy.shape[0])
+        engine, cache = cache
+        return _unfold(_ops(engine).avgpool_backward(_fold(dy), cache), dy.shape[0])
 
 
 class MaxPool(AvgPool):
-    """k x k max pooling, stride k."""
+    """k x k max pooling, stride k (one version for both engines)."""
 
     def forward(self, params, x, ctx):
         y, cache = ops.maxpool_forward(_fold(x), self.k)
@@ -261,8 +314,9 @@ class Dropout(Layer):
     """Inverted dropout, one mask per minibatch kept for all T steps.
 
     ``kind`` ('conv' or 'fc') picks the rate from ``ctx.dropout``; off unless
-    ``ctx.train``.
+    ``ctx.train`` (and then it hands its input on as it is).
     """
+    takes_spikes = passes_arrays = True
 
     def __init__(self, kind):
         self.kind = kind
@@ -278,10 +332,14 @@ class Dropout(Layer):
     def forward(self, params, x, ctx):
         if self._rate(ctx) == 0.0:
             return x, None
-        return ops.dropout_forward(x, self._mask(x.shape[1:], ctx))   # in ctx.dtype
+        y, mask = _ops(ctx.engine).dropout_forward(x, self._mask(x.shape[1:], ctx))
+        return y, (ctx.engine, mask)                                  # y in ctx.dtype
 
     def backward(self, params, dy, cache, grads):
-        return dy if cache is None else ops.dropout_backward(dy, cache)
+        if cache is None:
+            return dy
+        engine, mask = cache
+        return _ops(engine).dropout_backward(dy, mask)
 
     def step(self, params, x, state, ctx):
         if self._rate(ctx) == 0.0:
@@ -293,6 +351,7 @@ class Dropout(Layer):
 
 class Flatten(Layer):
     """(T, B, C, H, W) -> (T, B, C*H*W), in C, H, W order."""
+    takes_spikes = passes_arrays = True
 
     def _out_shape(self, in_shape):
         return (int(np.prod(in_shape)),)
@@ -306,6 +365,7 @@ class Flatten(Layer):
 
 class Readout(Layer):
     """The accumulating, non-spiking output layer (Eq. 6; gradient Eq. 9)."""
+    takes_spikes = True
 
     def __init__(self, name, classes):
         self.name, self.classes = name, classes
@@ -339,7 +399,9 @@ class Readout(Layer):
 
 class Sequential(Layer):
     """Layers applied in order; the spiking layer most recently passed is the
-    ``source`` of the next compute layer."""
+    ``source`` of the next compute layer.  A layer that does not declare
+    ``takes_spikes`` gets boolean spikes as floats of the pass's dtype."""
+    takes_spikes = True
 
     def __init__(self, layers):
         self.layers = list(layers)
@@ -347,10 +409,12 @@ class Sequential(Layer):
     def build(self, in_shape, source):
         self.in_shape, self.source = tuple(in_shape), source
         shape = self.in_shape
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             shape = layer.build(shape, source)
             if isinstance(layer, Neuron):
                 source = layer.name
+                layer.overwrites_current = _declares(reversed(self.layers[:i]), "fresh_output")
+                layer.overwrites_grad = _declares(self.layers[i + 1:], "fresh_grad")
             elif isinstance(layer, Sequential):
                 source = layer.last_source(source)
         self.out_shape = shape
@@ -376,6 +440,8 @@ class Sequential(Layer):
     def forward(self, params, x, ctx):
         caches = []
         for layer in self.layers:
+            if x.dtype == bool and not layer.takes_spikes:
+                x = x.astype(ctx.dtype)
             x, cache = layer.forward(params, x, ctx)
             caches.append(cache)
         return x, caches
@@ -393,6 +459,15 @@ class Sequential(Layer):
         return x
 
 
+def _declares(layers, what) -> bool:
+    """Whether the first of ``layers`` that does not just pass arrays on declares
+    ``what`` (False when there is none: the neighbour lies outside, unknown)."""
+    for layer in layers:
+        if not layer.passes_arrays:
+            return getattr(layer, what)
+    return False
+
+
 def _sum_to_steps(d, steps):
     """Reduce a (T, B, ...) gradient to ``steps`` leading entries (1 = constant input)."""
     return d.sum(axis=0, keepdims=True) if d.shape[0] != steps else d
@@ -403,6 +478,7 @@ class ResidualBlock(Sequential):
     added to the shortcut's current (identity, or a 1x1 stride-s conv) and fed to
     one LIF neuron.  Parameters are ``{name}.conv1.*``, ``{name}.conv2.*`` and
     ``{name}.shortcut.weight``."""
+    fresh_grad = True                  # backward returns the sum of its two paths
 
     def __init__(self, name, channels, stride=1):
         self.name, self.channels, self.stride = name, channels, stride
@@ -410,6 +486,7 @@ class ResidualBlock(Sequential):
                           Neuron(f"{name}.conv1"), Dropout("conv"),
                           Conv(f"{name}.conv2", channels)])
         self.neuron = Neuron(f"{name}.conv2")
+        self.neuron.overwrites_current = True       # main + short is the block's own sum
         self.shortcut = None
 
     def build(self, in_shape, source):

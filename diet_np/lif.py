@@ -1,7 +1,7 @@
 """The DIET leaky integrate-and-fire neuron: forward (Eq. 2-5) and BPTT (Eq. 10-14).
 
 Each spiking layer l has one learnable leak ``lambda_l`` and one learnable
-threshold ``v_l`` (0-d arrays).  Per step t (m^0 = 0):
+threshold ``v_l`` (0-d arrays).  Per step t = 1..T (m^0 = 0):
 
     u^t = lambda * m^{t-1} + I^t          Eq. 2 (integrate)
     z^t = u^t / v - 1                     Eq. 3 (normalised potential)
@@ -13,44 +13,28 @@ authors' released code, in which the subtracted threshold is leaked with the res
 of the potential (u^t = lambda u^{t-1} - lambda v o^{t-1} + I^t); the paper's
 single-line form subtracts v o^{t-1} unleaked.  With lambda = 1 they agree.
 
-Two interfaces compute the same thing:
-
-* :func:`lif_step` - one timestep, for teaching and for step-by-step simulation;
-* :func:`lif_forward` / :func:`lif_backward` - all T steps of a layer at once on
-  arrays shaped (T, B, ...), caching only the potentials u (float) and the
-  spikes (bool); m^{t-1} = u^{t-1} - v o^{t-1} is recomputed in the backward.
-
-For a threshold v > 0 (Eq. 15 keeps it so), z^t > 0 holds exactly when u^t > v,
-also in floating point: a correctly rounded u / v exceeds 1 if and only if
-u > v.  The multi-step forward compares u with v directly; :func:`lif_step`
-keeps the paper's form.
+This is the reference: :func:`lif_step` and :func:`lif_step_backward` are one
+step each way, :func:`lif_forward` and :func:`lif_backward` plain loops over
+them for a layer's (T, B, ...) sequence.  Python's index t - 1 holds step t.
+:mod:`diet_np.fast.lif` computes the same in blocks, threads and CUDA kernels.
 
 *Smooth mode* (for gradient checks) sends ``surrogate.primitive(z)`` to the next
 layer instead of H(z); the reset still uses H(z).  The BPTT below is then the
 exact gradient of the forward, which finite differences can confirm.
-
-On CuPy arrays :func:`lif_forward` and :func:`lif_backward` hand the time
-loop to the fused kernels of :mod:`diet_np.kernels` (one thread per neuron;
-``DIET_NP_FUSED_LIF=0`` turns them off); the code below is the reference they
-are tested against.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from . import kernels
 from .backend import array_module
-from .parallel import blocks, map_chunks, slices
 from .surrogates import Triangle
 
 DEFAULT_SURROGATE = Triangle()
 
-NEURON_BLOCK = 1 << 16
-"""CPU: neurons per block of the multi-step loops (rows of 256 KiB per step)."""
-
 
 class LIFCache(NamedTuple):
-    """What the BPTT of a LIF layer needs: potentials u^t and spikes o^t (bool)."""
+    """What the BPTT of a LIF layer needs: potentials u^t and spikes o^t (bool),
+    shaped (T, B, ...); ``constant`` when the forward's current had one step."""
     u: object
     spikes: object
     leak: object
@@ -60,9 +44,9 @@ class LIFCache(NamedTuple):
 
 
 def lif_step(current, m_prev, leak, threshold):
-    """One step of Eq. 2-5.  Returns ``(spike, m, u)``; ``spike`` is boolean.
+    """One step t of Eq. 2-5.  Returns ``(spike, m, u)``; ``spike`` is boolean.
 
-    current, m_prev: (B, ...) arrays; leak, threshold: scalars or 0-d arrays.
+    current I^t, m_prev m^{t-1}: (B, ...) arrays; leak, threshold: scalars or 0-d arrays.
     """
     u = leak * m_prev + current            # Eq. 2
     spike = (u / threshold - 1.0) > 0      # Eq. 3 and Eq. 4
@@ -70,147 +54,79 @@ def lif_step(current, m_prev, leak, threshold):
     return spike, m, u
 
 
+def lif_step_backward(dspike, dm, u, spike, m_prev, leak, threshold, surrogate):
+    """One step t of BPTT (Eq. 10, 11, 13, 14).
+
+    dspike = do^t (from layer l+1 at step t), dm = dm^t (from step t+1; 0 at
+    t = T), u = u^t, spike = o^t, m_prev = m^{t-1} (0 at t = 1).  Returns
+    ``(du, dm_prev, dleak, dthreshold)``: du^t (which is dI^t, Eq. 12), dm^{t-1},
+    and this step's terms of d lambda and d v.
+
+        Eq. 10:  du^t = dm^t + do^t sigma'(z^t) / v
+        Eq. 11:  dm^{t-1} = lambda du^t
+        Eq. 13:  d lambda += sum[ du^t m^{t-1} ]
+        Eq. 14:  d v += sum[ do^t sigma'(z^t) (-u^t / v^2) ] - sum[ dm^t o^t ]
+
+    The last term of Eq. 14 is the reset path m^t = u^t - v o^t (o detached).
+    """
+    xp = array_module(dspike, u)
+    dspike_sg = dspike * surrogate.grad(u / threshold - 1.0)       # Eq. 8 at z^t (Eq. 3)
+    du = dm + dspike_sg / threshold                                # Eq. 10
+    dleak = xp.sum(du * m_prev)                                    # Eq. 13
+    dthreshold = xp.sum(dspike_sg * (-u / threshold ** 2)) - xp.sum(dm * spike)   # Eq. 14
+    dm_prev = leak * du                                            # Eq. 11
+    return du, dm_prev, dleak, dthreshold
+
+
 def lif_forward(current, leak, threshold, T: int, smooth: bool = False,
-                surrogate=DEFAULT_SURROGATE, compact: bool = False, overwrite: bool = False):
-    """Run a LIF layer for T steps (Eq. 2-5).
+                surrogate=DEFAULT_SURROGATE):
+    """A LIF layer for t = 1..T: :func:`lif_step` in a loop (Eq. 2-5).
 
     current: (T, B, ...) input currents I^t, or (1, B, ...) for a current that is
     the same at every step (direct input encoding: layer 1's I = W x is computed
-    once).  Returns ``(out, cache)`` with out (T, B, ...) in ``current``'s dtype:
-    spikes in {0, 1}, or ``surrogate.primitive(z)`` in smooth mode.  With
-    ``compact=True`` (outside smooth mode) out is the cache's boolean spike array
-    itself, a quarter of float32's memory and no copy: the network's layers take
-    spikes in that form.  ``overwrite=True`` lets the potentials u^t take the place
-    of a (T, B, ...) current that the caller will not read again (on the CPU: one
-    layer-sized array fewer, written while it is in cache).
+    once).  Returns ``(out, cache)``: out (T, B, ...) in ``current``'s dtype,
+    spikes in {0, 1} (``surrogate.primitive(z^t)`` in smooth mode), and the
+    :class:`LIFCache` of the potentials and spikes.
     """
     xp = array_module(current, leak, threshold)
     if current.shape[0] not in (1, T):
         raise ValueError(f"LIF current has {current.shape[0]} steps; expected 1 or T={T}")
     constant = current.shape[0] == 1
-    if not smooth and kernels.enabled(xp, current):
-        out, u, spikes = kernels.lif_forward(current, leak, threshold, T)
-        return (spikes if compact else out), LIFCache(u, spikes, leak, threshold, constant,
-                                                      surrogate)
-    shape = (T,) + current.shape[1:]
-    u = current if overwrite and _in_place(current, shape, current.dtype) else \
-        xp.empty(shape, dtype=current.dtype)
-    spikes = xp.empty(shape, dtype=bool)
-    compact = compact and not smooth
-    out = spikes if compact else xp.empty(shape, dtype=current.dtype)
-    current_, u_, spikes_, out_ = (_by_step(a) for a in (current, u, spikes, out))
-
-    neurons = u_.shape[1]
-
-    def steps(part):              # lif_step for a worker's neurons, block by block,
-        for n in blocks(part, neurons, NEURON_BLOCK, xp):       # into the cache
-            m = xp.zeros(u_[0, n].shape, dtype=current.dtype)
-            for t in range(T):
-                m *= leak                                             # Eq. 2: u = lambda m + I
-                xp.add(current_[0 if constant else t, n], m, out=u_[t, n])
-                xp.greater(u_[t, n], threshold, out=spikes_[t, n])    # Eq. 3-4: o = H(u/v - 1)
-                if smooth:
-                    out_[t, n] = surrogate.primitive(u_[t, n] / threshold - 1.0)
-                elif not compact:
-                    out_[t, n] = spikes_[t, n]
-                xp.multiply(spikes_[t, n], threshold, out=m)          # Eq. 5: m = u - v o
-                xp.subtract(u_[t, n], m, out=m)
-
-    map_chunks(steps, slices(neurons, xp), xp)
-    return out, LIFCache(u, spikes, leak, threshold, constant, surrogate)
+    m = xp.zeros(current.shape[1:], dtype=current.dtype)          # m^0 = 0
+    us, spikes, outs = [], [], []
+    for t in range(1, T + 1):
+        spike, m, u = lif_step(current[0 if constant else t - 1], m, leak, threshold)
+        us.append(u)
+        spikes.append(spike)
+        outs.append(surrogate.primitive(u / threshold - 1.0) if smooth else spike)
+    out = xp.stack(outs).astype(current.dtype)
+    return out, LIFCache(xp.stack(us), xp.stack(spikes), leak, threshold, constant, surrogate)
 
 
-def _totals(sums):
-    """Totals of a list of equal-length tuples of 0-d arrays, added in place into
-    the first tuple in list order (so a run repeats its sums exactly, whatever
-    thread computed each term)."""
-    first = sums[0]
-    for later in sums[1:]:
-        for total, term in zip(first, later):
-            total += term
-    return first
-
-
-def _in_place(a, shape, dtype) -> bool:
-    """Whether ``a`` can take a result of ``shape`` and ``dtype`` in its own memory
-    (not a broadcast or strided view, not read-only)."""
-    return (tuple(a.shape) == tuple(shape) and a.dtype == dtype and a.flags.c_contiguous
-            and getattr(a.flags, "writeable", True))
-
-
-def _by_step(a):
-    """(T, B, ...) -> a (T, neurons) view (None stays None)."""
-    return None if a is None else a.reshape(a.shape[0], -1)
-
-
-def lif_backward(dout, cache, overwrite: bool = False):
-    """BPTT through a LIF layer, t = T..1 (Eq. 10-14).
+def lif_backward(dout, cache):
+    """BPTT through a LIF layer (Eq. 10-14): :func:`lif_step_backward` for t = T..1.
 
     dout: (T, B, ...) gradient of the loss w.r.t. the layer's spikes, arriving
     from layer l+1 at the same step.  Returns ``(dcurrent, dleak, dthreshold)``;
-    dcurrent has the shape of the forward's current ((1, B, ...) for a constant
-    current: the steps' gradients are summed, as in dW_1 = sum_t dI_1^t x).
-    ``overwrite=True`` lets dI^t take the place of a dout that the caller will
-    not read again (the CPU reference path; a broadcast dout is never written).
-
-    Step t, from t = T down to 1, with dm^T = 0 and m^0 = 0:
-
-        Eq. 10:  du^t = dm^t + do^t sigma'(z^t) / v
-        Eq. 11:  dm^{t-1} = lambda du^t
-        Eq. 12:  dI^t = du^t
-        Eq. 13:  dlambda += sum[ du^t m^{t-1} ],  m^{t-1} = u^{t-1} - v o^{t-1}
-        Eq. 14:  dv += sum[ do^t sigma'(z^t) (-u^t / v^2) ] - sum[ dm^t o^t ]
-
-    The last term of Eq. 14 is the reset path m = u - v o (o detached).  The
-    surrogate factor of Eq. 10 does not depend on the recursion, so it is
-    computed for all steps at once; the loop then adds only the membrane path
-    and the sums of Eq. 13-14, as dot products.
+    dcurrent has the shape of the forward's current: (1, B, ...) for a constant
+    current, whose steps' gradients add up (Eq. 12: dW_1 = sum_t dI_1^t x).
     """
     u, spikes, leak, threshold, constant, surrogate = cache
     xp = array_module(dout, u)
-    if isinstance(surrogate, Triangle) and kernels.enabled(xp, u):
-        return kernels.lif_backward(dout, u, spikes, leak, threshold, surrogate.gamma, constant)
     T = u.shape[0]
-    if constant:    # Eq. 12 sums du over the steps: each block's du^t lives in a scratch
-        dcurrent = xp.zeros((1,) + u.shape[1:], dtype=u.dtype)
-    elif overwrite and _in_place(dout, u.shape, u.dtype):
-        dcurrent = dout                                  # Eq. 12: dI^t = du^t, over do^t
-    else:
-        dcurrent = xp.empty(u.shape, dtype=u.dtype)
-    u_, spikes_, dout_, dcurrent_ = (_by_step(a) for a in (u, spikes, dout, dcurrent))
-    neurons = u_.shape[1]
-
-    def block(n, scratch):
-        """BPTT for neurons n; returns their sums (Eq. 13, Eq. 14's two terms)."""
-        z = scratch[0][:, :n.stop - n.start]
-        g = scratch[1][:, :n.stop - n.start] if constant else dcurrent_[:, n]
-        xp.divide(u_[:, n], threshold, out=z)
-        z -= 1.0                                         # z^t, Eq. 3, all steps
-        xp.multiply(surrogate.grad(z), dout_[:, n], out=g)   # Eq. 8: do^t sigma'(z^t)
-        dleak, surrogate_term, reset = (xp.zeros((), dtype=u.dtype) for _ in range(3))
-        for t in range(T):                               # row by row: contiguous, no copies
-            surrogate_term += xp.vdot(g[t], u_[t, n])    # Eq. 14: sum do sigma' u
-        g /= threshold                                   # Eq. 10 without dm^t
-        dm, v_spike, m_prev = (xp.empty(g.shape[1:], dtype=u.dtype) for _ in range(3))
-        for t in range(T - 1, -1, -1):
-            if t < T - 1:                                # dm^{T-1} = 0
-                xp.multiply(g[t + 1], leak, out=dm)      # Eq. 11: dm^t = lambda du^{t+1}
-                g[t] += dm                               # Eq. 10: du^t = dm^t + ...
-                reset += xp.vdot(dm, v_spike)            # Eq. 14 reset term, times v
-            if constant:                                 # Eq. 12: dI = sum_t du^t
-                dcurrent_[0, n] += g[t]
-            if t > 0:                                    # Eq. 13 (m^0 = 0)
-                xp.multiply(spikes_[t - 1, n], threshold, out=v_spike)
-                xp.subtract(u_[t - 1, n], v_spike, out=m_prev)   # m^{t-1} = u - v o
-                dleak += xp.vdot(g[t], m_prev)
-        return dleak, surrogate_term, reset
-
-    def steps(part):              # a worker's neurons, block by block
-        parts = blocks(part, neurons, NEURON_BLOCK, xp)
-        scratch = [xp.empty((T, parts[0].stop - parts[0].start), dtype=u.dtype)
-                   for _ in range(2 if constant else 1)]       # z^t (and du^t if constant)
-        return _totals([block(n, scratch) for n in parts])
-
-    dleak, surrogate_term, reset = _totals(map_chunks(steps, slices(neurons, xp), xp))
-    dthreshold = -surrogate_term / threshold ** 2 - reset / threshold
-    return dcurrent, dleak, xp.asarray(dthreshold, dtype=u.dtype)
+    dcurrent = xp.zeros(((1,) if constant else (T,)) + u.shape[1:], dtype=u.dtype)
+    dm = xp.zeros(u.shape[1:], dtype=u.dtype)                     # dm^T = 0
+    dleak = xp.zeros((), dtype=u.dtype)
+    dthreshold = xp.zeros((), dtype=u.dtype)
+    for t in range(T, 0, -1):
+        m_prev = (u[t - 2] - threshold * spikes[t - 2] if t > 1         # Eq. 5 at t - 1
+                  else xp.zeros(u.shape[1:], dtype=u.dtype))          # m^0 = 0
+        du, dm, dleak_t, dthreshold_t = lif_step_backward(
+            dout[t - 1], dm, u[t - 1], spikes[t - 1], m_prev, leak, threshold, surrogate)
+        if constant:
+            dcurrent[0] += du                                      # Eq. 12: dI = sum_t du^t
+        else:
+            dcurrent[t - 1] = du                                   # Eq. 12: dI^t = du^t
+        dleak += dleak_t
+        dthreshold += dthreshold_t
+    return dcurrent, dleak, dthreshold

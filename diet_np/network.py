@@ -6,6 +6,10 @@ layer.  :meth:`Network.backward` returns gradients keyed exactly like them.
 The same parameters run as an ANN (``mode="ann"``: ReLU neurons, one step) or
 as an SNN (``mode="snn"``: LIF neurons over T steps, direct input encoding, the
 accumulating output layer of Eq. 6).
+
+Each pass runs one engine (:mod:`diet_np.engine`): ``engine="reference"`` the
+plain functions, ``engine="fast"`` (the default) :mod:`diet_np.fast`.  The
+trace of a forward pass records the engine, and its backward runs the same.
 """
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import array_module, check_float_dtype, require_array, to_device
+from .engine import get_engine
 from .layers import Context, Sequential
-from .parallel import pool_scope
 from .surrogates import get_surrogate
 
 MODES = ("snn", "ann")
@@ -49,12 +53,15 @@ class Trace:
 
     ``spike_counts`` maps each spiking layer to its total number of spikes over
     all T steps and the whole batch (a 0-d device array: reading it syncs).
+    ``engine`` is the :class:`~diet_np.engine.Engine` the forward ran, its
+    settings filled in; the backward runs it too.
     """
     mode: str
     T: int
     batch: int
     caches: list
     spike_counts: dict
+    engine: object
 
 
 INITS = ("spec", "kaiming-in")
@@ -65,10 +72,13 @@ class Network:
 
     ``dropout`` gives the default rates ``{"conv": p, "fc": p}`` used in training
     mode; a forward call may override them (the ANN and the SNN of the paper use
-    different rates on the same layers).
+    different rates on the same layers).  ``engine`` (an attribute too) is the
+    default engine of this network's passes: ``"reference"``, ``"fast"``, an
+    :class:`~diet_np.engine.Engine`, or None for ``"fast"``.
     """
 
-    def __init__(self, layers, input_shape, num_classes, name="network", dropout=None):
+    def __init__(self, layers, input_shape, num_classes, name="network", dropout=None,
+                 engine=None):
         self.name = name
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
@@ -79,6 +89,7 @@ class Network:
         self.specs = self.body.param_specs()
         self.neurons = self.body.neurons()
         self.dropout = dict(dropout or {"conv": 0.0, "fc": 0.0})
+        self.engine = engine
 
     # -- parameters ---------------------------------------------------------
     def init_params(self, seed=0, xp=np, dtype=np.float32, init="spec") -> dict:
@@ -189,21 +200,27 @@ class Network:
 
     # -- forward and backward ----------------------------------------------
     def forward(self, params, x, *, train, T=1, mode="snn", rng=None, surrogate="triangle",
-                smooth=False, dropout=None, check=True):
+                smooth=False, dropout=None, check=True, engine=None):
         """Logits for a batch: U^T of Eq. 6 in SNN mode, the last layer's output in ANN mode.
 
         x: (B, C, H, W) normalised images, presented unchanged at every step
         (direct input encoding).  ``train`` switches dropout on (masks drawn from
         ``rng``, a device Generator, once per call and kept for all T steps).
         ``smooth=True`` sends the surrogate's primitive forward instead of spikes
-        (for gradient checks).  Returns ``(logits, trace)``.
+        (for gradient checks).  ``engine``: ``"reference"``, ``"fast"`` or an
+        :class:`~diet_np.engine.Engine` (None: the network's ``engine``).
+        Returns ``(logits, trace)``.
         """
         if check:
             self.validate(params, x, T, mode)
         ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout, x.dtype)
-        with pool_scope(array_module(x)):
+        ctx.engine = self._engine(engine)
+        with ctx.engine.scope(array_module(x)):
             logits, caches = self.body.forward(params, x[None], ctx)
-        return logits, Trace(mode, ctx.T, x.shape[0], caches, ctx.spike_counts)
+        return logits, Trace(mode, ctx.T, x.shape[0], caches, ctx.spike_counts, ctx.engine)
+
+    def _engine(self, engine):
+        return get_engine(self.engine if engine is None else engine)
 
     def backward(self, params, dlogits, trace):
         """BPTT (Eq. 9-14): gradients of the loss for every parameter, same keys."""
@@ -211,27 +228,27 @@ class Network:
             raise ValueError(f"dlogits must have shape ({trace.batch}, {self.num_classes}); "
                              f"got {tuple(dlogits.shape)}")
         grads = {}
-        with pool_scope(array_module(dlogits)):
+        with trace.engine.scope(array_module(dlogits)):
             self.body.backward(params, dlogits, trace.caches, grads)
         return {key: grads[key] for key in self.specs}
 
     def forward_stepwise(self, params, x, *, T, mode="snn", train=False, rng=None,
                          surrogate="triangle", smooth=False, dropout=None, observe=None,
-                         record=None, check=True):
+                         record=None, check=True, engine=None):
         """The same computation one timestep at a time (for teaching, threshold
         search and probes).  ``observe(name, t, current)`` is called with each
         spiking layer's input current I^t before the layer steps; ``record(name,
         t, step)`` after it, with a :class:`~diet_np.layers.NeuronStep` (current,
         u, m, spikes; see :mod:`diet_np.probe`).  Either may raise
         :class:`StopStep` to skip the rest of that step (logits are then None).
-        Returns ``(logits, spike_counts)``."""
+        ``engine`` as in :meth:`forward`.  Returns ``(logits, spike_counts)``."""
         if check:
             self.validate(params, x, T, mode)
         ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout, x.dtype)
-        ctx.observe, ctx.record = observe, record
+        ctx.observe, ctx.record, ctx.engine = observe, record, self._engine(engine)
         state = {}
         logits = None
-        with pool_scope(array_module(x)):
+        with ctx.engine.scope(array_module(x)):
             for t in range(ctx.T):
                 ctx.t = t
                 try:

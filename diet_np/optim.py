@@ -23,14 +23,14 @@ The update formulas are PyTorch's (``torch.optim.SGD`` / ``torch.optim.Adam``):
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 
 import numpy as np
 
 from .backend import array_module
-from .parallel import blocks, map_chunks, slices
+from .engine import ENGINES
+from .fast.adam import adam_update
 
 WEIGHT_SUFFIX = ".weight"
 LEAK_SUFFIX = ".leak"
@@ -225,14 +225,20 @@ class Adam(_Optimizer):
 
     DIET fine-tuning uses ``Adam(1e-4, amsgrad=True)`` without weight decay.  Any
     weight decay given is coupled L2 on ``.weight`` parameters only, never on
-    leaks or thresholds.
+    leaks or thresholds.  ``engine``: ``"reference"`` runs :meth:`_update` on
+    whole arrays, ``"fast"`` (the default) :func:`diet_np.fast.adam.adam_update`,
+    the same passes in cache-sized blocks on the CPU pool.
     """
 
     kind = "adam"
     _buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
-    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 engine="fast"):
         super().__init__(lr)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+        self.engine = engine
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
@@ -274,62 +280,46 @@ class Adam(_Optimizer):
         lr = self._resolve_lr(lr)
         check_grads(params, grads)
         t = self.step_count + 1
-        b1, b2 = self.beta1, self.beta2
-        step_size = lr / (1.0 - b1 ** t)
-        bc2_sqrt = math.sqrt(1.0 - b2 ** t)
+        step_size = lr / (1.0 - self.beta1 ** t)
+        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** t)
         for key, p in params.items():
-            xp = array_module(p)
             g = _with_decay(key, p, grads[key], self.weight_decay)
             m = self._buffer(key, "exp_avg", p)
             s = self._buffer(key, "exp_avg_sq", p)
             s_max = self._buffer(key, "max_exp_avg_sq", p) if self.amsgrad else None
-            tmp = self._scratch_like(p)          # one reused buffer instead of temporaries
-            update = functools.partial(self._update, xp, (p, g, m, s, tmp, s_max),
-                                       step_size, bc2_sqrt)
-            map_chunks(update, slices(p.shape[0], xp) if p.ndim else [...], xp)
+            if self.engine == "fast":
+                adam_update(p, g, m, s, s_max, self._scratch_like(p), self.beta1, self.beta2,
+                            self.eps, step_size, bc2_sqrt)
+            else:
+                self._update(p, g, m, s, s_max, step_size, bc2_sqrt)
         self.step_count = t
 
-    def _update(self, xp, arrays, step_size, bc2_sqrt, rows):
-        """The update of one worker's rows, in blocks of about :data:`UPDATE_BLOCK`
-        elements: the update's dozen passes then run on data in the CPU's cache
-        instead of streaming each array from memory a dozen times."""
-        if rows is Ellipsis:                                         # a 0-d parameter
-            return self._update_block(xp, arrays, step_size, bc2_sqrt, rows)
-        p = arrays[0]
-        for block in blocks(rows, p.shape[0], UPDATE_BLOCK // max(1, p[0].size), xp):
-            self._update_block(xp, arrays, step_size, bc2_sqrt, block)
+    def _update(self, p, g, m, s, s_max, step_size, bc2_sqrt):
+        """Eq. 15's optimiser step by Adam's formulas on whole arrays, in place on
+        p, m, s (and s_max):
 
-    def _update_block(self, xp, arrays, step_size, bc2_sqrt, rows):
-        """The update of one block of rows, in place on views; ``tmp`` is scratch."""
-        p, g, m, s, tmp, s_max = (None if a is None else a[rows] for a in arrays)
-        b1, b2 = self.beta1, self.beta2
-        xp.multiply(g, 1.0 - b1, out=tmp)
-        m *= b1
-        m += tmp                                                     # m = b1 m + (1-b1) g
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1.0 - b2
-        s *= b2
-        s += tmp                                                     # s = b2 s + (1-b2) g^2
-        if s_max is not None:
-            xp.maximum(s_max, s, out=s_max)                          # AMSGrad
+            m = b1 m + (1 - b1) g,   s = b2 s + (1 - b2) g^2,   s_max = max(s_max, s)
+            p -= lr / (1 - b1^t) * m / (sqrt(s) / sqrt(1 - b2^t) + eps)
+        """
+        xp = array_module(p)
+        m[...] = self.beta1 * m + (1.0 - self.beta1) * g
+        s[...] = self.beta2 * s + (1.0 - self.beta2) * (g * g)
+        if s_max is not None:                                        # AMSGrad
+            s_max[...] = xp.maximum(s_max, s)
             s = s_max
-        xp.sqrt(s, out=tmp)
-        tmp /= bc2_sqrt
-        tmp += self.eps                                              # denominator
-        xp.divide(m, tmp, out=tmp)
-        tmp *= step_size
-        p -= tmp
+        p -= m / (xp.sqrt(s) / bc2_sqrt + self.eps) * step_size
 
-
-UPDATE_BLOCK = 1 << 16
-"""Adam: elements per block of the update (six float32 arrays of 256 KiB)."""
 
 _OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 
 
-def make_optimizer(name: str, lr, **kw):
+def make_optimizer(name: str, lr, engine=None, **kw):
     """Build an optimiser by name: ``"sgd"``, ``"adam"`` or ``"amsgrad"``
-    (Adam with ``amsgrad=True``).  Keyword arguments go to the constructor."""
+    (Adam with ``amsgrad=True``).  Keyword arguments go to the constructor.
+    ``engine`` (``"reference"`` or ``"fast"``; None: Adam's default) picks Adam's
+    update; SGD's is one plain path under either."""
+    if engine is not None and engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     if not isinstance(name, str):
         raise ValueError(f"optimiser name must be a string, got {name!r}")
     key = name.strip().lower()
@@ -340,11 +330,13 @@ def make_optimizer(name: str, lr, **kw):
     if key not in _OPTIMIZERS:
         raise ValueError(f"unknown optimiser {name!r}; expected one of sgd, adam, amsgrad")
     cls = _OPTIMIZERS[key]
-    allowed = [a for a in inspect.signature(cls).parameters if a != "lr"]
+    allowed = [a for a in inspect.signature(cls).parameters if a not in ("lr", "engine")]
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
         raise ValueError(f"optimiser {name!r} got unknown argument(s) {', '.join(unknown)}; "
                          f"it takes {', '.join(allowed)}")
+    if engine is not None and cls is Adam:
+        kw["engine"] = engine
     return cls(lr, **kw)
 
 

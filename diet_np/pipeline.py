@@ -114,7 +114,8 @@ def report(net, evaluation, title):
 
 
 def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=100, scale=0.7,
-            images=512, long_T=100, resume=False, overwrite=False, show_progress=True):
+            images=512, long_T=100, resume=False, overwrite=False, show_progress=True,
+            engine=None, init="spec"):
     """ANN -> conversion -> DIET fine-tuning, with accuracy at each stage, spike rates
     and the energy table.  Writes ``ann/``, ``converted.npz``, ``diet/``,
     ``summary.json`` and ``summary.md`` in ``run_dir`` and returns the summary dict.
@@ -122,7 +123,9 @@ def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=1
     Every output path is checked before training starts; an earlier run there is
     continued only with ``resume`` (finished stages are loaded, not retrained)
     and replaced only with ``overwrite``.  A stage whose network stays at chance
-    level stops the pipeline (:class:`ChanceLevelError`).
+    level stops the pipeline (:class:`ChanceLevelError`).  ``engine``: the
+    network's engine (:mod:`diet_np.engine`; None: the fast one); ``init``: the ANN's
+    initialisation (:meth:`~diet_np.network.Network.init_params`).
     """
     xp = get_xp(device)
     tic = time.perf_counter()
@@ -134,7 +137,8 @@ def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=1
     for path in outputs.values():
         check_output_file(path, overwrite=resume or overwrite)
     net = build_network(arch, dataset.num_classes)
-    ann_params = net.init_params(ann_cfg.seed, xp)
+    net.engine = engine
+    ann_params = net.init_params(ann_cfg.seed, xp, init=init)
     fit(net, ann_params, dataset, ann_cfg, dirs["ann"], arch=arch, xp=xp, resume=resume,
         show_progress=show_progress, finished="load")
     ev = dict(xp=xp, batch_size=ann_cfg.eval_batch_size, show_progress=show_progress)

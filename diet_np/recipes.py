@@ -47,7 +47,7 @@ import numpy as np
 from .architectures import ARCHITECTURES, VGG_CONFIGS, build_network, split_width
 from .backend import default_rng
 from .data import iterate_batches
-from .training import _optimizer, train_step
+from .training import run_optimizer, train_step
 
 AUTHORS_ADAM = {"optimizer": "adam", "amsgrad": True, "lr": 1e-4, "momentum": 0.0,
                 "weight_decay": 5e-4, "schedule": "step", "milestones": (0.45, 0.7, 0.9),
@@ -109,7 +109,7 @@ def loss_curve(arch, dataset, cfg, steps, every=30, init_seed=0, params=None):
     net = build_network(arch, dataset.num_classes)
     if params is None:
         params = net.init_params(seed=init_seed, init=ann_init(arch))
-    opt, rng = _optimizer(cfg), default_rng(np, cfg.seed)
+    opt, rng = run_optimizer(cfg), default_rng(np, cfg.seed)
     curve, window, tic, step = [], [], time.perf_counter(), 0
     for step, (xb, yb) in zip(range(1, steps + 1), training_batches(dataset, cfg)):
         loss, _ = train_step(net, params, opt, xb.astype(np.float32), yb, cfg=cfg, rng=rng,

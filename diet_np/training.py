@@ -32,6 +32,7 @@ import numpy as np
 from .backend import array_module, default_rng, to_host
 from .checkpoint import check_compatible
 from .data import check_labeled_images, iterate_batches, num_batches
+from .engine import get_engine
 from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
 from .metrics import network_spike_rate, spike_rates
 from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
@@ -133,10 +134,13 @@ def diet_config(**overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def _optimizer(cfg):
+def run_optimizer(cfg, engine=None):
+    """The optimiser ``cfg`` names, with its hyper-parameters (``engine``: Adam's
+    update, ``"reference"`` or ``"fast"``; None: the default)."""
     if cfg.optimizer == "sgd":
         return make_optimizer("sgd", cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return make_optimizer(cfg.optimizer, cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    return make_optimizer(cfg.optimizer, cfg.lr, engine=engine, weight_decay=cfg.weight_decay,
+                          amsgrad=cfg.amsgrad)
 
 
 def train_step(net, params, opt, x, y, *, cfg, rng, lr):
@@ -329,7 +333,7 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
         _note(f"resumed {ckpt_path} after epoch {start} of {cfg.epochs}")
     elif resume:
         _note(f"no checkpoint in {run_dir} yet: the run starts at epoch 1")
-    opt = _optimizer(cfg)
+    opt = run_optimizer(cfg, engine=get_engine(net.engine).name)
     if state is not None:
         opt.load_state_dict(state)
     if resume and (history or os.path.exists(log.path)):

@@ -20,7 +20,8 @@
 #
 # 1. unrolls one neuron and derives every term of its backward pass (Eq. 10–14);
 # 2. computes them with plain Python loops written here, and compares the result with
-#    the library's `diet_np.lif.lif_forward` / `lif_backward`;
+#    the library's reference functions, step by step (`diet_np.lif.lif_step`,
+#    `lif_step_backward`) and for the whole layer (`lif_forward` / `lif_backward`);
 # 3. checks the gradients against finite differences in *smooth mode*
 #    (`diet_np.gradcheck`);
 # 4. isolates the reset path into the threshold (the second term of Eq. 14) and shows
@@ -33,7 +34,8 @@ import numpy as np
 
 from diet_np.lessons.common import QUICK, plt, save
 from diet_np.gradcheck import DEFAULT_TOL, numerical_gradient, relative_error
-from diet_np.lif import lif_backward, lif_forward
+from diet_np import fast
+from diet_np.lif import lif_backward, lif_forward, lif_step, lif_step_backward
 from diet_np.surrogates import Triangle
 
 print("quick mode" if QUICK else "full mode")
@@ -204,38 +206,67 @@ print(f"loss = {loss_spk:.4f}")
 print(f"by hand: dw = {np.round(dw_spk, 6)}, dlambda = {dlam_spk:.6f}, dv = {dv_spk:.6f}")
 
 # %% [markdown]
-# ## 3. The same numbers from the library
+# ## 3. The same numbers from the library's reference functions
 #
-# `lif_forward(current, leak, threshold, T)` takes the currents of all steps at once,
-# shaped `(T, B, ...)` (here `B = 1` neuron), and returns the layer's output and a cache
-# (the potentials `u^t` and the spikes; `m^{t-1}` is recomputed from them).
-# `lif_backward(dout, cache)` runs Eq. 10–14 and returns `(dcurrent, dleak, dthreshold)`;
-# the weight gradient of Eq. 12 is then `x^T dcurrent` (in a network, the linear or
-# convolution layer's backward does that product).
+# The library's reference path, `diet_np/lif.py`, is written the same way: `lif_step` is
+# one step of Eq. 2–5 and `lif_step_backward` one step back (Eq. 10, 11, 13, 14, returning
+# `du^t`, `dm^{t-1}` and the step's terms of `dlambda` and `dv`). First, step by step
+# against the loops above (Python's index `t` holds step `t + 1`):
 
 # %%
-def library_gradients(w, lam, v, smooth):
+loss_h, state_h = forward_by_hand(w0, lam0, v0)
+_, _, _, record_h = backward_by_hand(w0, lam0, v0, state_h)
+step_match, m_prev = 0.0, np.zeros(1)
+for t in range(T):                                                   # forward, t = 1..T
+    spike, m_prev, u_t = lif_step(np.array([x[t] @ w0]), m_prev, lam0, v0)
+    step_match = max(step_match, abs(u_t[0] - state_h["u"][t]),
+                     abs(float(spike[0]) - state_h["o"][t]))
+dm = np.zeros(1)                                                     # dm^T = 0
+for t in reversed(range(T)):                                         # backward, t = T..1
+    m_before = np.array([state_h["m"][t - 1] if t > 0 else 0.0])     # m^{t-1}, m^0 = 0
+    du, dm, _, dv_t = lif_step_backward(np.array([c[t]]), dm, np.array([state_h["u"][t]]),
+                                        np.array([state_h["o"][t] > 0]), m_before, lam0, v0, sg)
+    hand = record_h[t]
+    step_match = max(step_match, abs(du[0] - hand["du"]),
+                     abs(float(dv_t) - (hand["dv_z"] + hand["dv_reset"])))
+print(f"lif_step / lif_step_backward and the hand-written steps differ by at most {step_match:.1e}")
+
+# %% [markdown]
+# `lif_forward(current, leak, threshold, T)` is the loop over `lif_step` for a whole layer:
+# it takes the currents of all steps at once, shaped `(T, B, ...)` (here `B = 1` neuron),
+# and returns the layer's output and a cache (the potentials `u^t` and the spikes;
+# `m^{t-1}` is recomputed from them). `lif_backward(dout, cache)` is the loop over
+# `lif_step_backward`, t = T..1, and returns `(dcurrent, dleak, dthreshold)`; the weight
+# gradient of Eq. 12 is then `x^T dcurrent` (in a network, the linear or convolution
+# layer's backward does that product). The network trains by default with the fast
+# engine's `diet_np.fast.lif_forward` / `lif_backward` (neuron blocks on all cores, fused
+# kernels on a GPU), which the tests hold to these; it gives the same numbers here too.
+
+# %%
+def library_gradients(w, lam, v, smooth, forward=lif_forward, backward=lif_backward):
     current = (x @ w)[:, None]                                       # (T, 1)
-    out, cache = lif_forward(current, np.array(lam), np.array(v), T, smooth=smooth,
-                             surrogate=sg)
+    out, cache = forward(current, np.array(lam), np.array(v), T, smooth=smooth, surrogate=sg)
     loss = float((c[:, None] * out).sum())
-    dcurrent, dleak, dthreshold = lif_backward(c[:, None].copy(), cache)
+    dcurrent, dleak, dthreshold = backward(c[:, None].copy(), cache)
     return loss, x.T @ dcurrent[:, 0], float(dleak), float(dthreshold), cache
 
 
-library_match = {}
+library_match, fast_match = {}, {}
 for smooth in (False, True):
     loss_h, state_h = forward_by_hand(w0, lam0, v0, smooth)
     dw_h, dlam_h, dv_h, _ = backward_by_hand(w0, lam0, v0, state_h)
-    loss_l, dw_l, dlam_l, dv_l, cache = library_gradients(w0, lam0, v0, smooth)
-    np.testing.assert_allclose(cache.u[:, 0], state_h["u"], rtol=1e-12)
-    np.testing.assert_allclose(loss_l, loss_h, rtol=1e-12)
-    np.testing.assert_allclose(dw_l, dw_h, rtol=1e-12)
-    np.testing.assert_allclose([dlam_l, dv_l], [dlam_h, dv_h], rtol=1e-12)
-    library_match[smooth] = max(np.abs(dw_l - dw_h).max(), abs(dlam_l - dlam_h),
-                                abs(dv_l - dv_h))
-    print(f"{'smooth' if smooth else 'spikes'}: library and hand-written BPTT differ by at "
-          f"most {library_match[smooth]:.1e}")
+    for match, forward, backward in ((library_match, lif_forward, lif_backward),
+                                     (fast_match, fast.lif_forward, fast.lif_backward)):
+        loss_l, dw_l, dlam_l, dv_l, cache = library_gradients(w0, lam0, v0, smooth,
+                                                              forward, backward)
+        np.testing.assert_allclose(cache.u[:, 0], state_h["u"], rtol=1e-12)
+        np.testing.assert_allclose(loss_l, loss_h, rtol=1e-12)
+        np.testing.assert_allclose(dw_l, dw_h, rtol=1e-12)
+        np.testing.assert_allclose([dlam_l, dv_l], [dlam_h, dv_h], rtol=1e-12)
+        match[smooth] = max(np.abs(dw_l - dw_h).max(), abs(dlam_l - dlam_h), abs(dv_l - dv_h))
+    print(f"{'smooth' if smooth else 'spikes'}: the hand-written BPTT and lif_forward/"
+          f"lif_backward differ by at most {library_match[smooth]:.1e} (the fast engine's: "
+          f"{fast_match[smooth]:.1e})")
 
 # %% [markdown]
 # ## 4. Checking against finite differences: smooth mode
@@ -358,8 +389,9 @@ save(fig, "03_reset_term")
 # * The parameters collect one term per step: `dw` from `du^t x^t` (Eq. 12),
 #   `dlambda` from `du^t m^{t-1}` (Eq. 13), `dv` from both the normalised potential and
 #   the reset (Eq. 14).
-# * The hand-written loops equal `lif_forward`/`lif_backward` to rounding error, in
-#   both modes.
+# * The hand-written loops equal the library's reference functions to rounding error,
+#   step by step (`lif_step`, `lif_step_backward`) and for the whole layer
+#   (`lif_forward`/`lif_backward`), in both modes; so does the fast engine.
 # * In smooth mode the backward is the exact gradient and passes the finite-difference
 #   check; dropping the reset term of Eq. 14 fails it (the printed relative errors).
 #

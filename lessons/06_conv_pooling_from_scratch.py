@@ -35,13 +35,12 @@
 # a few seconds (the naive loop dominates).
 
 # %%
-import os
 import time
 
 import numpy as np
 
+from diet_np import fast, ops
 from diet_np.lessons.common import QUICK, pick, plt, save
-from diet_np import ops
 from diet_np.data import make_shapes
 from diet_np.gradcheck import numerical_gradient, relative_error
 
@@ -425,7 +424,7 @@ save(fig, "06_conv_timing")
 # ## 7. Fewer multiplications: Winograd's F(2x2, 3x3)
 #
 # im2col spends 9 multiply-adds per output pixel and input channel. For the 3x3, stride-1,
-# padding-1 convolutions of a VGG, the library's CPU path (`diet_np/ops/winograd.py`)
+# padding-1 convolutions of a VGG, the fast engine's CPU path (`diet_np/fast/winograd.py`)
 # does 4. The idea, in one dimension: two outputs of a 3-tap filter `g` over four inputs
 # `d` take 6 products directly, but only 4 this way (Winograd's minimal filtering F(2, 3)):
 #
@@ -450,18 +449,13 @@ direct_1d = np.array([d[0:3] @ g, d[1:4] @ g])
 print("F(2, 3), 4 products:", winograd_1d, " direct, 6 products:", direct_1d)
 assert np.allclose(winograd_1d, direct_1d, rtol=1e-12, atol=1e-12)
 
-# the library chooses the algorithm per layer; DIET_NP_CONV forces one
+# the fast engine chooses the algorithm per layer; its `conv` setting forces one
 x_w, w_w = rng.normal(size=(2, 8, 6, 6)), rng.normal(size=(5, 8, 3, 3))
 dout_w = rng.normal(size=(2, 5, 6, 6))
-by_algorithm, choice_before = {}, os.environ.get("DIET_NP_CONV")
+by_algorithm = {}
 for name in ("im2col", "winograd"):
-    os.environ["DIET_NP_CONV"] = name
-    out_w, cache_w = ops.conv2d_forward(x_w, w_w, 1, 1)
-    by_algorithm[name] = (out_w,) + ops.conv2d_backward(dout_w, cache_w)
-if choice_before is None:
-    del os.environ["DIET_NP_CONV"]
-else:
-    os.environ["DIET_NP_CONV"] = choice_before
+    out_w, cache_w = fast.conv2d_forward(x_w, w_w, 1, 1, name)
+    by_algorithm[name] = (out_w,) + fast.conv2d_backward(dout_w, cache_w)
 winograd_gaps = [float(np.max(np.abs(a - b))) for a, b in
                  zip(by_algorithm["im2col"], by_algorithm["winograd"])]
 print("Winograd vs im2col in float64, largest |difference| of out, dx, dw:",

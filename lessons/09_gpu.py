@@ -90,7 +90,7 @@ else:
 # * every function finds its module with `array_module(*inputs)`, which raises
 #   `BackendError` if arrays of two libraries meet;
 # * on CuPy each LIF layer's loop over the `T` steps runs as one fused CUDA kernel for
-#   the forward and one for the backward (`diet_np/kernels.py`, one thread per neuron),
+#   the forward and one for the backward (`diet_np/fast/kernels.py`, one thread per neuron),
 #   tested equal to the array code, which `DIET_NP_FUSED_LIF=0` selects instead;
 # * GPU work is asynchronous: to time it, wait for the device before reading the clock.
 #
@@ -175,7 +175,7 @@ assert device_of(params_strict["fc1.threshold"]) == "strict"
 # enough that every layer spikes, on NumPy and on each device. The strict device runs
 # NumPy underneath, so it must agree bit for bit, provided the NumPy run does its sums
 # in the same order: on NumPy arrays diet_np splits convolutions, dense and LIF layers
-# into one block per CPU core (`diet_np/parallel.py`), which regroups a few sums, while
+# into one block per CPU core (`diet_np/fast/parallel.py`), which regroups a few sums, while
 # the strict device, like CuPy, runs each as one block; so the NumPy reference runs with
 # one worker, `DIET_NP_THREADS=1`. A GPU sums in a different order, so
 # its results agree to rounding; a potential that lands within rounding error of a

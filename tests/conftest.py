@@ -37,18 +37,22 @@ def with_thresholds(params, value):
 
 
 CONV_CHOICES = ["im2col", "winograd", "winograd-4x4"]
-"""Convolution paths to test: im2col, Winograd with the layer's own tile size (F(2x2,
-3x3) for the small layers of the tests), and Winograd forced to F(4x4, 3x3)."""
+"""The fast engine's convolution paths to test: im2col, Winograd with the layer's own
+tile size (F(2x2, 3x3) for the small layers of the tests), and Winograd forced to
+F(4x4, 3x3) wherever the maps divide by 4."""
+
+ENGINE_CHOICES = ["reference"] + [f"fast-{conv}" for conv in CONV_CHOICES]
+"""Whole-network paths to test: the reference engine, and the fast one under each
+convolution path."""
 
 
-def select_conv(monkeypatch, choice):
-    """Run the convolutions of this test through ``choice`` (one of CONV_CHOICES)."""
-    from diet_np.ops import winograd
+def engine_named(choice, threads=None):
+    """The :class:`~diet_np.engine.Engine` of one of ENGINE_CHOICES."""
+    from diet_np.engine import Engine
 
-    monkeypatch.setenv("DIET_NP_CONV", choice.split("-")[0])
-    if choice == "winograd-4x4":                 # any channel count, maps from 4x4
-        monkeypatch.setattr(winograd, "WIDE_CHANNELS", 1)
-        monkeypatch.setattr(winograd, "WIDE_MAP", 4)
+    if choice == "reference":
+        return Engine("reference")
+    return Engine("fast", conv=choice[len("fast-"):], threads=threads)
 
 
 def check_percent_notebook(path):

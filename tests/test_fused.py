@@ -1,16 +1,15 @@
-"""The fused LIF kernels (diet_np/kernels.py) against the reference LIF (diet_np/lif.py).
+"""The fused LIF kernels (diet_np/fast/kernels.py) against the reference LIF (diet_np/lif.py).
 
 * On a GPU (``gpu`` mark): the CuPy kernels equal the array-module reference:
   u, spikes and dI exactly (the kernels are compiled without FMA contraction),
   the leak and threshold gradients to rounding; and a whole training step
-  gives the same gradients with ``DIET_NP_FUSED_LIF=1`` and ``=0``.
+  gives the same gradients with the engine's ``fused_lif`` on and off.
 * Without a GPU: the same CUDA source, compiled by g++ with CUDA's thread
   indices and ``__syncthreads`` emulated by one std::thread per CUDA thread and
   a barrier per block, equals the NumPy reference; and importing diet_np never
   imports CuPy.
 """
 import ctypes
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,9 @@ import numpy as np
 import pytest
 from conftest import with_thresholds
 
-from diet_np import kernels
+from diet_np import fast
+from diet_np.engine import Engine, get_engine
+from diet_np.fast import kernels
 from diet_np.lif import lif_backward, lif_forward
 
 CASES = [  # (neuron shape, T, constant current)
@@ -48,11 +49,10 @@ def tolerance(dtype):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,T,constant", CASES)
-def test_fused_kernels_equal_reference_on_gpu(dtype, shape, T, constant, monkeypatch):
+def test_fused_kernels_equal_reference_on_gpu(dtype, shape, T, constant):
     import cupy
 
     current, leak, threshold, dout = draw(cupy, dtype, shape, T, constant, 1)
-    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
     out_ref, cache = lif_forward(current, leak, threshold, T)
     grads_ref = lif_backward(dout, cache)
 
@@ -68,22 +68,29 @@ def test_fused_kernels_equal_reference_on_gpu(dtype, shape, T, constant, monkeyp
 
 
 @pytest.mark.gpu
-def test_lif_dispatches_to_fused_kernels_unless_switched_off(monkeypatch):
+def test_fast_lif_runs_the_fused_kernels_unless_switched_off(monkeypatch):
     import cupy
 
     current, leak, threshold, dout = draw(cupy, np.float32, (4, 6), 3, False, 2)
-    monkeypatch.delenv(kernels.ENV_SWITCH, raising=False)
-    assert kernels.enabled(cupy, current)
-    fused = lif_backward(dout, lif_forward(current, leak, threshold, 3)[1])
-    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
-    assert not kernels.enabled(cupy, current)
+    assert kernels.applies(cupy, current)
+    launched = []
+    monkeypatch.setattr(kernels, "lif_backward",
+                        lambda *a, _f=kernels.lif_backward: launched.append(1) or _f(*a))
+    fused = fast.lif_backward(dout, fast.lif_forward(current, leak, threshold, 3)[1])
+    assert launched
+    _, cache = fast.lif_forward(current, leak, threshold, 3, fused=False)
+    blocked = fast.lif_backward(dout, cache, fused=False)
+    assert len(launched) == 1
     reference = lif_backward(dout, lif_forward(current, leak, threshold, 3)[1])
+    for a, b, c in zip(fused, blocked, reference):
+        np.testing.assert_allclose(cupy.asnumpy(a), cupy.asnumpy(c), rtol=tolerance(np.float32))
+        np.testing.assert_allclose(cupy.asnumpy(b), cupy.asnumpy(c), rtol=tolerance(np.float32))
     for a, b in zip(fused, reference):
         np.testing.assert_allclose(cupy.asnumpy(a), cupy.asnumpy(b), rtol=tolerance(np.float32))
 
 
 @pytest.mark.gpu
-def test_training_step_gradients_equal_with_fused_kernels(monkeypatch):
+def test_training_step_gradients_equal_with_fused_kernels():
     import cupy
 
     from diet_np.architectures import vgg
@@ -97,37 +104,37 @@ def test_training_step_gradients_equal_with_fused_kernels(monkeypatch):
     x = cupy.asarray(np.random.default_rng(0).normal(size=(5, 3, 16, 16)))
     y = cupy.asarray(np.array([0, 1, 2, 3, 0]))
     grads = {}
-    for switch in ("0", "1"):
-        monkeypatch.setenv(kernels.ENV_SWITCH, switch)
+    for fused in (False, True):
         logits, trace = net.forward(params, x, train=True, T=4, rng=default_rng(cupy, 3),
-                                    check=False)
-        grads[switch] = to_host(net.backward(params, softmax_cross_entropy(logits, y)[1], trace))
+                                    check=False, engine=Engine("fast", fused_lif=fused))
+        grads[fused] = to_host(net.backward(params, softmax_cross_entropy(logits, y)[1], trace))
     for k in params:
-        np.testing.assert_allclose(grads["1"][k], grads["0"][k], rtol=1e-10, atol=1e-13,
+        np.testing.assert_allclose(grads[True][k], grads[False][k], rtol=1e-10, atol=1e-13,
                                    err_msg=k)
 
 
 # --------------------------------------------------------------------------- CPU
 def test_importing_diet_np_does_not_import_cupy():
-    code = ("import sys, diet_np.lif, diet_np.kernels, diet_np.network; "
+    code = ("import sys, diet_np.lif, diet_np.fast.kernels, diet_np.network; "
             "sys.exit('cupy' in sys.modules)")
     root = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
 
 
-def test_fused_kernels_are_off_for_numpy(monkeypatch):
-    monkeypatch.setenv(kernels.ENV_SWITCH, "1")
-    assert not kernels.enabled(np, np.zeros(3, np.float32))
+def test_fused_kernels_are_off_for_numpy():
+    assert not kernels.applies(np, np.zeros(3, np.float32))
 
 
 def test_fused_kernels_are_the_default_on_cupy(monkeypatch):
-    """Decided without a GPU: only the module's name and the dtypes matter."""
+    """Decided without a GPU: only the module's name and the dtypes matter; the
+    engine's fused_lif is on unless DIET_NP_FUSED_LIF=0 (or it says otherwise)."""
     cupy_like = types.SimpleNamespace(__name__="cupy")
-    monkeypatch.delenv(kernels.ENV_SWITCH, raising=False)
-    assert kernels.enabled(cupy_like, np.zeros(3, np.float32), np.zeros(2, np.float64))
-    assert not kernels.enabled(cupy_like, np.zeros(3, np.float16))
-    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
-    assert not kernels.enabled(cupy_like, np.zeros(3, np.float32))
+    assert kernels.applies(cupy_like, np.zeros(3, np.float32), np.zeros(2, np.float64))
+    assert not kernels.applies(cupy_like, np.zeros(3, np.float16))
+    monkeypatch.delenv("DIET_NP_FUSED_LIF", raising=False)
+    assert get_engine().fused_lif and not get_engine(Engine(fused_lif=False)).fused_lif
+    monkeypatch.setenv("DIET_NP_FUSED_LIF", "0")
+    assert not get_engine().fused_lif
 
 
 _EMULATION = r"""

@@ -5,21 +5,26 @@ from conftest import with_thresholds
 
 from diet_np.architectures import vgg
 from diet_np.backend import get_xp, to_device, to_host
+from diet_np.engine import Engine
 from diet_np.ops import softmax_cross_entropy
 
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("conv", ["im2col", "winograd"])
-def test_forward_backward_match_numpy(conv, monkeypatch):
-    """A whole network on CuPy against NumPy, under both convolution algorithms
-    (the 32-channel layer is one Winograd applies to)."""
-    from diet_np.ops.conv import algorithm
+@pytest.mark.parametrize("engine", [Engine("reference"), Engine("fast", conv="im2col"),
+                                    Engine("fast", conv="winograd")])
+def test_forward_backward_match_numpy(engine):
+    """A whole network on CuPy against NumPy, in the reference engine and the fast
+    one under both convolution algorithms (the 32-channel layer is one Winograd
+    applies to)."""
+    from diet_np.fast.conv import algorithm
 
-    monkeypatch.setenv("DIET_NP_CONV", conv)
     cp = get_xp("gpu")
-    assert algorithm((5, 32, 8, 8), (32, 32, 3, 3), 1, 1, cp) == conv
+    if engine.fast:
+        assert algorithm((5, 32, 8, 8), (32, 32, 3, 3), 1, 1, cp, engine.conv) == \
+            (2 if engine.conv == "winograd" else 0)
     net = vgg([32, "A", 32, "M"], [16], num_classes=4, input_shape=(3, 16, 16))
+    net.engine = engine
     params = net.init_params(0, dtype=np.float64)
     with_thresholds(params, 0.1)
     x = np.random.default_rng(0).normal(size=(5, 3, 16, 16))
@@ -41,7 +46,7 @@ def test_get_xp_gpu_returns_cupy():
 
 def test_conv_in_several_chunks_matches_numpy(monkeypatch):
     """The GPU chunking of im2col (by bytes) against NumPy's, forcing many chunks."""
-    from diet_np.ops import conv
+    from diet_np.fast import conv
 
     cp = get_xp("gpu")
     rng = np.random.default_rng(1)
@@ -67,8 +72,9 @@ extern "C" __global__ void spin(long long ns) {
 """
 
 
-@pytest.mark.parametrize("fused", ["0", "1"])
-def test_training_step_never_waits_for_the_device(fused, monkeypatch):
+@pytest.mark.parametrize("engine", [Engine("reference"), Engine("fast", fused_lif=False),
+                                    Engine("fast", fused_lif=True)])
+def test_training_step_never_waits_for_the_device(engine):
     """Queue a kernel that keeps the GPU busy for 3 s, then a whole training step
     (forward over T, BPTT, Adam, clamp): if anything in the step waited for the
     device (a copy to the host, a float(), a pageable host-to-device copy), the
@@ -79,14 +85,15 @@ def test_training_step_never_waits_for_the_device(fused, monkeypatch):
     from diet_np.optim import make_optimizer
     from diet_np.training import diet_config, train_step
 
-    monkeypatch.setenv("DIET_NP_FUSED_LIF", fused)
     net = vgg([8, "A", 16, "M"], [32], num_classes=4, input_shape=(3, 16, 16),
               dropout={"conv": 0.1, "fc": 0.1})
+    net.engine = engine
     params = to_device(net.init_params(0), cupy)
     x = cupy.asarray(np.random.default_rng(0).normal(size=(6, 3, 16, 16)).astype(np.float32))
     y = cupy.asarray(np.array([0, 1, 2, 3, 0, 1]))
     cfg = diet_config(T=4)
-    opt, rng = make_optimizer("adam", 1e-3, amsgrad=True), default_rng(cupy, 0)
+    opt = make_optimizer("adam", 1e-3, amsgrad=True, engine=engine.name)
+    rng = default_rng(cupy, 0)
     train_step(net, params, opt, x, y, cfg=cfg, rng=rng, lr=1e-3)      # compile, allocate
     cupy.cuda.Device().synchronize()
     spin = cupy.RawKernel(_SPIN, "spin")
@@ -118,7 +125,8 @@ def test_pipeline_runs_on_the_gpu(tmp_path):
     assert (tmp_path / "diet" / "checkpoint.npz").exists()
 
 
-def test_adam_step_matches_numpy():
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_adam_step_matches_numpy(engine):
     """Adam (with AMSGrad and weight decay) on CuPy arrays against NumPy's."""
     from diet_np.optim import make_optimizer
 
@@ -129,7 +137,7 @@ def test_adam_step_matches_numpy():
     out = {}
     for xp in (np, cp):
         p = to_device({k: v.copy() for k, v in params.items()}, xp)   # steps update in place
-        opt = make_optimizer("adam", 1e-2, amsgrad=True, weight_decay=1e-3)
+        opt = make_optimizer("adam", 1e-2, amsgrad=True, weight_decay=1e-3, engine=engine)
         for g in grads:
             opt.step(p, to_device(g, xp))
         out[xp.__name__] = to_host(p)

@@ -1,4 +1,5 @@
-"""diet_np.host_memory: glibc keeps what a step frees, so the next step takes no new pages."""
+"""diet_np.fast.host_memory: glibc keeps what a step frees, so the next step takes no new
+pages; the command line applies it (diet_np.engine.apply_process_settings)."""
 import subprocess
 import sys
 import textwrap
@@ -7,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diet_np import host_memory, training
+from diet_np import engine, settings, training
+from diet_np.fast import host_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +19,7 @@ def _faults_of_a_second_step(keep: bool) -> int:
     fresh process (the malloc setting is process-wide)."""
     code = textwrap.dedent(f"""
         import resource, numpy as np
-        from diet_np import host_memory
+        from diet_np.fast import host_memory
         np._core.multiarray._set_madvise_hugepage(False)   # count 4 KiB pages
         if {keep}:
             assert host_memory.keep_freed_memory()
@@ -44,15 +46,22 @@ def test_kept_memory_is_reused_without_page_faults():
 
 
 def test_switched_off_by_the_environment(monkeypatch):
-    monkeypatch.setenv(host_memory.ENV_KEEP, "0")
+    monkeypatch.setenv(settings.KEEP_MEMORY, "0")
     monkeypatch.setattr(host_memory, "_set_glibc", lambda: pytest.fail("malloc was changed"))
     assert host_memory.keep_freed_memory() is False
+    assert engine.apply_process_settings() is False
 
 
 def test_bad_setting_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv(host_memory.ENV_KEEP, "yes")
+    monkeypatch.setenv(settings.KEEP_MEMORY, "yes")
     with pytest.raises(ValueError, match="DIET_NP_KEEP_MEMORY must be 0 or 1; got 'yes'"):
-        host_memory.keep_freed_memory()
+        engine.apply_process_settings()
+
+
+def test_the_stable_name_is_the_fast_one():
+    from diet_np.host_memory import keep_freed_memory
+
+    assert keep_freed_memory is host_memory.keep_freed_memory
 
 
 def test_the_command_line_sets_it_before_any_work(monkeypatch):
@@ -60,7 +69,7 @@ def test_the_command_line_sets_it_before_any_work(monkeypatch):
     from diet_np import cli
 
     calls = []
-    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("keep"))
+    monkeypatch.setattr(cli, "apply_process_settings", lambda: calls.append("keep"))
     monkeypatch.setitem(cli.COMMANDS, "energy", lambda args, explicit: calls.append("command"))
     assert cli.main(["energy", "--arch", "vgg5"]) == 0
     assert calls == ["keep", "command"]

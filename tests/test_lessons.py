@@ -63,7 +63,9 @@ def test_lesson_02_surrogates(run_lesson):
 
 def test_lesson_03_bptt_by_hand(run_lesson):
     g = run_lesson(3)
+    assert g["step_match"] < 1e-12                                   # hand steps == lif_step(_backward)
     assert max(g["library_match"].values()) < 1e-12                  # hand loops == library
+    assert max(g["fast_match"].values()) < 1e-12                     # ... and the fast engine
     assert g["kink_margin"] > 1e-3
     assert max(g["smooth_errors"].values()) < 1e-6                   # finite differences agree
     assert g["error_without_reset"] > 1e-2                           # ... not without Eq. 14's reset term

@@ -112,12 +112,15 @@ def _has_cifar():
 
 
 def _check_lesson_10(g):
-    assert g["pipeline_ran"]
     assert g["vgg16_flops"] == 338_403_328 and len(g["vgg16"].neurons) == 15
     assert "338,403,328" in g["cli_text"]
     summary = g["summary"]
-    assert len(summary["converted"]["thresholds_unscaled"]) == 15
-    assert summary["diet"]["T"] == 5 and summary["energy"]["ratio"] > 0
+    if g["pipeline_ran"]:             # both networks learned: the results are reported
+        assert len(summary["converted"]["thresholds_unscaled"]) == 15
+        assert summary["diet"]["T"] == 5 and summary["energy"]["ratio"] > 0
+        assert summary["ann_accuracy"] > 0.15 and summary["diet"]["accuracy"] > 0.15
+    else:                             # at chance: refused, no energy ratio reported
+        assert summary is None and "chance level" in g["refusal"]
     assert set(g["step_seconds"]) == {"ann", "snn"} and min(g["step_seconds"].values()) > 0
     subcommands = [c[1] for c in g["commands"]]
     assert subcommands == ["train-ann", "convert", "finetune", "finetune", "evaluate", "energy"]

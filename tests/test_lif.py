@@ -1,11 +1,12 @@
-"""The LIF neuron: Eq. 2-5 forward, Eq. 10-14 backward, single-step vs multi-step."""
+"""The reference LIF neuron (diet_np/lif.py): Eq. 2-5 forward, Eq. 10-14 backward,
+single-step vs multi-step (tests/test_fast.py holds diet_np/fast/lif.py to it)."""
 import numpy as np
 import pytest
 from conftest import with_thresholds
 
 from diet_np.architectures import vgg
 from diet_np.gradcheck import DEFAULT_TOL, numerical_gradient, relative_error
-from diet_np.lif import lif_backward, lif_forward, lif_step
+from diet_np.lif import lif_backward, lif_forward, lif_step, lif_step_backward
 from diet_np.surrogates import Triangle
 
 
@@ -24,23 +25,6 @@ def test_lif_step_trajectory_eq2_to_5():
 def test_spike_needs_z_strictly_positive():
     spike, m, _ = lif_step(np.array([1.0, 1.0 + 1e-9]), np.zeros(2), 1.0, 1.0)
     assert spike.tolist() == [False, True]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_u_greater_than_v_is_eq3_4_exactly(dtype):
-    """lif_forward fires on u > v; Eq. 3-4 say u / v - 1 > 0.  For v > 0 the two
-    agree bit for bit, also for potentials one rounding step from the threshold."""
-    rng = np.random.default_rng(0)
-    thresholds = np.concatenate([rng.uniform(1e-3, 10, 300), 2.0 ** np.arange(-10, 5),
-                                 [0.1, 0.3, 1 / 3, 0.7]]).astype(dtype)
-    for v in thresholds:
-        up, down = np.nextafter(v, dtype(np.inf)), np.nextafter(v, dtype(-np.inf))
-        u = np.concatenate([v * np.array([0.5, 1.0, 1.5, 2.0, 3.0], dtype),
-                            [up, down, np.nextafter(up, dtype(np.inf))],
-                            v * rng.uniform(0.9, 1.1, 50).astype(dtype)]).astype(dtype)
-        _, cache = lif_forward(u[None], dtype(1.0), v, 1)        # m^0 = 0, so u^1 = I
-        np.testing.assert_array_equal(cache.u[0], u)
-        np.testing.assert_array_equal(cache.spikes[0], (u / v - dtype(1.0)) > 0)
 
 
 def test_worked_example_one_neuron_three_steps_true_spiking():
@@ -137,40 +121,41 @@ def test_multi_step_equals_single_step_api(dtype):
         assert all(float(v) > 0 for v in counts.values())
 
 
-def test_compact_output_is_the_cached_boolean_spikes():
-    """compact=True hands on the cache's boolean spikes (no float copy), equal to the
-    default float output; smooth mode still sends the float primitive forward."""
-    rng = np.random.default_rng(6)
-    current = rng.normal(0.6, 0.5, size=(4, 3, 5)).astype(np.float32)
-    lam, v = np.array(0.9, np.float32), np.array(0.7, np.float32)
-    floats, _ = lif_forward(current, lam, v, T=4)
-    spikes, cache = lif_forward(current, lam, v, T=4, compact=True)
-    assert spikes is cache.spikes and spikes.dtype == bool and floats.dtype == np.float32
-    np.testing.assert_array_equal(spikes, floats)
-    smooth, _ = lif_forward(current, lam, v, T=4, smooth=True, compact=True)
-    assert smooth.dtype == np.float32 and not np.isin(smooth, (0.0, 1.0)).all()
+def test_one_step_backward_is_eq10_11_13_14():
+    """lif_step_backward on numbers worked by hand: do = 2, dm^t = 0.5, u = 0.9,
+    v = 0.6 (z = 0.5, sigma' = 0.3 * 0.5 = 0.15), o = 1, m^{t-1} = 0.4, leak 0.8."""
+    du, dm_prev, dleak, dthreshold = lif_step_backward(
+        np.array([2.0]), np.array([0.5]), np.array([0.9]), np.array([True]), np.array([0.4]),
+        0.8, 0.6, Triangle())
+    du_expected = 0.5 + 2.0 * 0.15 / 0.6                                  # Eq. 10: 1.0
+    np.testing.assert_allclose(du, [du_expected])
+    np.testing.assert_allclose(dm_prev, [0.8 * du_expected])              # Eq. 11
+    np.testing.assert_allclose(dleak, du_expected * 0.4)                  # Eq. 13
+    np.testing.assert_allclose(dthreshold, -2.0 * 0.15 * 0.9 / 0.36 - 0.5 * 1.0)   # Eq. 14
 
 
-@pytest.mark.parametrize("constant", [False, True])
-def test_overwrite_reuses_the_callers_arrays_with_the_same_results(constant):
-    """overwrite=True: u^t takes the current's memory and dI^t dout's (a constant
-    current and a broadcast dout are left alone); every result is unchanged."""
-    rng = np.random.default_rng(8)
-    T = 4
-    current = rng.normal(0.6, 0.5, size=(1 if constant else T, 3, 5))
-    lam, v = np.array(0.9), np.array(0.7)
-    out, cache = lif_forward(current.copy(), lam, v, T)
-    given = current.copy()
-    out_in_place, cache_in_place = lif_forward(given, lam, v, T, overwrite=True)
-    np.testing.assert_array_equal(out_in_place, out)
-    np.testing.assert_array_equal(cache_in_place.u, cache.u)
-    assert (cache_in_place.u is given) != constant
-    dout = rng.normal(size=out.shape)
-    expected = lif_backward(dout.copy(), cache)
-    given = dout.copy()
-    result = lif_backward(given, cache_in_place, overwrite=True)
-    for a, b in zip(result, expected):
-        np.testing.assert_array_equal(a, b)
-    assert (result[0] is given) != constant
-    shared = np.broadcast_to(dout[:1], dout.shape)          # read-only: never written
-    assert lif_backward(shared, cache, overwrite=True)[0] is not shared
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_network_forward_runs_the_engine_it_is_given(engine, monkeypatch):
+    """The trace records the engine; the backward runs it, whatever the network's
+    default says by then."""
+    from diet_np import fast, lif
+    from diet_np.ops import softmax_cross_entropy
+
+    calls = []
+    for module in (fast, lif):
+        for name in ("lif_forward", "lif_backward"):
+            original = getattr(module, name)
+            monkeypatch.setattr(module, name, lambda *a, _f=original, _n=(module.__name__, name),
+                                **k: calls.append(_n) or _f(*a, **k))
+    import diet_np.layers
+    monkeypatch.setattr(diet_np.layers, "lif_forward", lif.lif_forward)
+    monkeypatch.setattr(diet_np.layers, "lif_backward", lif.lif_backward)
+    net = vgg([4, "A"], [], num_classes=3, input_shape=(3, 4, 4))
+    params = with_thresholds(net.init_params(0, dtype=np.float64), 0.1)
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
+    logits, trace = net.forward(params, x, train=False, T=3, engine=engine)
+    assert trace.engine.name == engine
+    net.engine = "reference" if engine == "fast" else "fast"
+    net.backward(params, softmax_cross_entropy(logits, np.array([0, 1]))[1], trace)
+    module = "diet_np.fast" if engine == "fast" else "diet_np.lif"
+    assert calls == [(module, "lif_forward"), (module, "lif_backward")]

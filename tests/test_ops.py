@@ -1,15 +1,18 @@
-"""Every op against a slow, obviously-correct loop version and against finite differences."""
+"""Every op against a slow, obviously-correct loop version and against finite differences
+(the reference ops, and the fast convolution paths; tests/test_fast.py holds the other
+fast ops to the reference)."""
 import types
 
 import numpy as np
 import pytest
 
-from conftest import CONV_CHOICES, select_conv
+from conftest import CONV_CHOICES
 from reference_snn import conv_loops
 
-from diet_np import ops
-from diet_np.ops import conv, winograd
+from diet_np import fast, ops
 from diet_np.backend import get_xp, to_host
+from diet_np.engine import Engine, get_engine
+from diet_np.fast import conv, parallel, winograd
 from diet_np.gradcheck import numerical_gradient, relative_error
 from diet_np.readout import readout_backward, readout_forward
 from diet_np.surrogates import SURROGATES
@@ -55,25 +58,40 @@ def test_conv_gradients(stride, pad):
 
 @pytest.mark.parametrize("algorithm", CONV_CHOICES)
 def test_3x3_conv_by_each_algorithm(algorithm, monkeypatch):
-    """Each algorithm of a 3x3 stride-1 pad-1 convolution against the loops and
+    """Each fast algorithm of a 3x3 stride-1 pad-1 convolution against the loops and
     finite differences; Winograd's path, with the tile size asked for, is the one
-    that ran when it is chosen."""
-    select_conv(monkeypatch, algorithm)
+    that ran when it is chosen, and its cache says so."""
     positions = []
     monkeypatch.setattr(winograd, "conv_chunk",
                         lambda x, u, out, _f=winograd.conv_chunk:
                         positions.append(u.shape[0]) or _f(x, u, out))
     rng = np.random.default_rng(3)
     x, w = rng.normal(size=(3, 2, 8, 4)), rng.normal(size=(5, 2, 3, 3))
-    out, cache = ops.conv2d_forward(x, w, 1, 1)
+    out, cache = fast.conv2d_forward(x, w, 1, 1, algorithm)
     np.testing.assert_allclose(out, conv_loops(x, w, 1, 1), rtol=1e-12, atol=1e-12)
     dout = rng.normal(size=out.shape)
-    dx, dw = ops.conv2d_backward(dout, cache)
-    f = loss_of(lambda: ops.conv2d_forward(x, w, 1, 1)[0], dout)
+    dx, dw = fast.conv2d_backward(dout, cache)
+    f = loss_of(lambda: fast.conv2d_forward(x, w, 1, 1, algorithm)[0], dout)
     assert relative_error(dx, numerical_gradient(f, x)) < TOL
     assert relative_error(dw, numerical_gradient(f, w)) < TOL
     expected = {"im2col": set(), "winograd": {16}, "winograd-4x4": {36}}[algorithm]
     assert set(positions) == expected
+    assert cache.tile == {"im2col": 0, "winograd": 2, "winograd-4x4": 4}[algorithm]
+
+
+def test_conv_backward_follows_the_algorithm_its_forward_ran(monkeypatch):
+    """The backward reads the forward's choice from the cache: a different
+    environment at backward time changes nothing."""
+    rng = np.random.default_rng(11)
+    x, w = rng.normal(size=(2, 32, 8, 8)), rng.normal(size=(4, 32, 3, 3))
+    out, cache = fast.conv2d_forward(x, w, 1, 1, "winograd")
+    dout = rng.normal(size=out.shape)
+    expected = fast.conv2d_backward(dout, cache)
+    monkeypatch.setenv("DIET_NP_CONV", "im2col")
+    monkeypatch.setattr(winograd, "WIDE_CHANNELS", 1)
+    for a, b in zip(fast.conv2d_backward(dout, cache), expected):
+        np.testing.assert_array_equal(a, b)
+    assert cache.tile == 2
 
 
 def test_tile_size_by_channels_and_map():
@@ -98,31 +116,32 @@ def test_winograd_on_spikes_in_float32_matches_im2col(monkeypatch):
     monkeypatch.setattr(conv, "CHUNK_BYTES", 0)
     assert len(conv._chunks(x, 3, 3, 1, 1, w.dtype)) == 6
     results = {}
-    for algorithm, wide in (("im2col", 128), ("winograd", 128), ("winograd", 32)):
-        monkeypatch.setenv("DIET_NP_CONV", algorithm)
-        monkeypatch.setattr(winograd, "WIDE_CHANNELS", wide)     # 32: F(4x4, 3x3)
-        out, cache = ops.conv2d_forward(x, w, 1, 1)
-        results[algorithm, wide] = (out,) + ops.conv2d_backward(dout, cache)
-    for key, digits in ((("winograd", 128), 5), (("winograd", 32), 4)):
-        for a, b in zip(results["im2col", 128], results[key]):
+    for algorithm in CONV_CHOICES:
+        out, cache = fast.conv2d_forward(x, w, 1, 1, algorithm)
+        results[algorithm] = (out,) + fast.conv2d_backward(dout, cache)
+    for key, digits in (("winograd", 5), ("winograd-4x4", 4)):
+        for a, b in zip(results["im2col"], results[key]):
             assert a.dtype == b.dtype == np.float32
             scale = float(np.abs(a).max())
             np.testing.assert_allclose(b, a, rtol=10.0 ** -(digits - 1),
                                        atol=10.0 ** -digits * scale, err_msg=str(key))
-    monkeypatch.undo()
-    monkeypatch.delenv("DIET_NP_CONV", raising=False)       # auto: by input channels and device
+    monkeypatch.undo()                                      # auto: by input channels and device
     assert not winograd.applies((6, 32, 7, 8), w.shape, 1, 1)
     assert not winograd.applies(x.shape, w.shape, 2, 1)
-    assert conv.algorithm(x.shape, w.shape, 1, 1, np) == "winograd"
-    assert conv.algorithm((6, 3, 8, 8), (48, 3, 3, 3), 1, 1, np) == "im2col"     # layer 1
-    assert conv.algorithm(x.shape, w.shape, 1, 1, types.SimpleNamespace(__name__="cupy")) == "im2col"
+    assert conv.algorithm(x.shape, w.shape, 1, 1, np) == 2
+    assert conv.algorithm((6, 3, 8, 8), (48, 3, 3, 3), 1, 1, np) == 0     # layer 1: im2col
+    assert conv.algorithm(x.shape, w.shape, 1, 1, types.SimpleNamespace(__name__="cupy")) == 0
 
 
-def test_cpu_chunks_widen_for_short_columns(monkeypatch):
+def test_cpu_chunks_widen_for_short_columns():
     """Chunks of whole images with CHUNK_COLUMNS output positions, or as many as fit
     in CHUNK_BYTES when the columns are short (layer 1), a multiple of the workers
     in number where the batch allows."""
-    monkeypatch.setenv("DIET_NP_THREADS", "2")
+    with parallel.pool_scope(np, 2):
+        _check_chunks()
+
+
+def _check_chunks():
     f32 = np.dtype(np.float32)
     first = np.empty((32, 3, 32, 32), np.float32)                  # 27 rows: 2 MiB / 108 B
     assert conv._chunks(first, 3, 3, 1, 1, f32) == [slice(0, 16), slice(16, 32)]
@@ -155,9 +174,14 @@ def test_winograd_transforms_and_their_adjoints(m):
 
 
 def test_unknown_conv_algorithm_is_named(monkeypatch):
+    with pytest.raises(ValueError, match="conv must be one of auto, im2col, winograd, "
+                                         "winograd-4x4; got 'fft'"):
+        Engine("fast", conv="fft")
     monkeypatch.setenv("DIET_NP_CONV", "fft")
-    with pytest.raises(ValueError, match="DIET_NP_CONV must be one of auto, im2col, winograd; got 'fft'"):
-        ops.conv2d_forward(np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 3, 3)), 1, 1)
+    with pytest.raises(ValueError, match="DIET_NP_CONV must be one of auto, im2col, winograd, "
+                                         "winograd-4x4; got 'fft'"):
+        get_engine("fast")
+    assert get_engine(Engine("fast", conv="im2col")).conv == "im2col"   # an explicit choice wins
 
 
 def test_im2col_col2im_are_adjoint():
@@ -196,7 +220,7 @@ def test_avgpool_of_boolean_spikes_counts_exactly(k):
     """Spikes arrive as booleans: counted in bytes, the means are float32 and equal
     to pooling the same spikes as floats."""
     spikes = np.random.default_rng(5).random((3, 4, 6 * k, 6 * k)) < 0.4
-    out, cache = ops.avgpool_forward(spikes, k)
+    out, cache = fast.avgpool_forward(spikes, k)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, naive_pool(spikes.astype(np.float32), k, np.mean))
     assert cache == (spikes.shape, k)
@@ -283,18 +307,20 @@ def test_triangle_is_eq8():
     np.testing.assert_allclose(sur.grad(z), 0.3 * np.maximum(0, 1 - np.abs(z)))
 
 
-def test_ops_identical_on_strict_device(monkeypatch):
-    monkeypatch.setenv("DIET_NP_THREADS", "1")     # the same chunks as on the strict device
+@pytest.mark.parametrize("module", [ops, fast])
+def test_ops_identical_on_strict_device(module):
     xs = get_xp("strict")
     rng = np.random.default_rng(10)
     x, w = rng.normal(size=(2, 3, 8, 8)).astype(np.float32), rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
-    out, cache = ops.conv2d_forward(x, w, 1, 1)
-    sout, scache = ops.conv2d_forward(xs.asarray(x), xs.asarray(w), 1, 1)
+    with parallel.pool_scope(np, 1):               # the same chunks as on the strict device
+        out, cache = module.conv2d_forward(x, w, 1, 1)
+        dout = rng.normal(size=out.shape).astype(np.float32)
+        expected = module.conv2d_backward(dout, cache)
+    sout, scache = module.conv2d_forward(xs.asarray(x), xs.asarray(w), 1, 1)
     np.testing.assert_array_equal(to_host(sout), out)
-    dout = rng.normal(size=out.shape).astype(np.float32)
-    for a, b in zip(ops.conv2d_backward(xs.asarray(dout), scache), ops.conv2d_backward(dout, cache)):
+    for a, b in zip(module.conv2d_backward(xs.asarray(dout), scache), expected):
         np.testing.assert_array_equal(to_host(a), b)
-    for fwd, bwd in [(ops.avgpool_forward, ops.avgpool_backward),
+    for fwd, bwd in [(module.avgpool_forward, module.avgpool_backward),
                      (ops.maxpool_forward, ops.maxpool_backward)]:
         o, c = fwd(x)
         so, sc = fwd(xs.asarray(x))

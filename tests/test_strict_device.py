@@ -1,7 +1,7 @@
 """A full training step on the strict test device, which refuses NumPy like CuPy does."""
 import numpy as np
 import pytest
-from conftest import CONV_CHOICES, select_conv, with_thresholds
+from conftest import ENGINE_CHOICES, engine_named, with_thresholds
 
 from diet_np.architectures import vgg
 from diet_np.backend import BackendError, default_rng, get_xp, to_device, to_host
@@ -19,14 +19,15 @@ def training_step(net, params, opt, x, y, rng, T):
     return loss, trace
 
 
-@pytest.mark.parametrize("conv", CONV_CHOICES)
-def test_training_step_on_strict_device_equals_numpy(conv, monkeypatch):
-    """Bit for bit, under each convolution algorithm (Winograd's transforms use no
-    NumPy-only call either, so they would run on CuPy too)."""
-    monkeypatch.setenv("DIET_NP_THREADS", "1")     # the strict device, like CuPy, has no CPU pool
-    select_conv(monkeypatch, conv)
+@pytest.mark.parametrize("choice", ENGINE_CHOICES)
+def test_training_step_on_strict_device_equals_numpy(choice):
+    """Bit for bit, in the reference engine and in the fast one under each
+    convolution algorithm (Winograd's transforms use no NumPy-only call either,
+    so they would run on CuPy too)."""
+    engine = engine_named(choice, threads=1)   # the strict device, like CuPy, has no CPU pool
     net = vgg([4, "A", 6, "A"], [16], num_classes=5, input_shape=(3, 8, 8),
               dropout={"conv": 0.2, "fc": 0.5})
+    net.engine = engine
     host = net.init_params(0)
     with_thresholds(host, 0.1)
     x = np.random.default_rng(1).normal(size=(4, 3, 8, 8)).astype(np.float32)
@@ -35,7 +36,7 @@ def test_training_step_on_strict_device_equals_numpy(conv, monkeypatch):
     strict_params = to_device(host, xs)
     results = {}
     for name, xp, params in [("numpy", np, host), ("strict", xs, strict_params)]:
-        opt = Adam(1e-2, amsgrad=True)
+        opt = Adam(1e-2, amsgrad=True, engine=engine.name)
         rng = default_rng(xp, 0) if xp is np else _strict_rng(xs)
         xx, yy = to_device(x, xp), to_device(y, xp)
         for _ in range(2):

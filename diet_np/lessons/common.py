@@ -39,7 +39,7 @@ def blas_threads(n=None):
 
     Returns None where it cannot be found (not Linux, or not OpenBLAS).
     """
-    from diet_np.parallel import openblas
+    from diet_np.fast.parallel import openblas
 
     lib = openblas()
     if lib is None:

@@ -1,46 +1,49 @@
-"""CPU threads for the hot loops: independent chunks of work run on a small pool.
+"""CPU threads for the fast engine's hot loops: independent chunks on a small pool.
+
+Reference: each function that calls :func:`map_chunks` computes what one call
+of its plain twin in :mod:`diet_np.lif`, :mod:`diet_np.ops` or
+:mod:`diet_np.optim` computes, chunk by chunk; results come back in the order
+of the chunks, so sums over them are the same whatever the number of workers.
+Measured (benchmarks/README.md, commit 586d9e1, 2 cores): a vgg5 training step
+takes 56 ms on two workers and 83 ms of CPU on one; VGG16 460 and 724.
 
 NumPy releases the GIL inside matrix products and large element-wise loops, so
-plain Python threads run chunks of a convolution (see :mod:`diet_np.ops.conv`)
-or slices of a LIF layer's neurons (see :mod:`diet_np.lif`) on several cores at
+plain Python threads run chunks of a convolution (see :mod:`diet_np.fast.conv`)
+or slices of a LIF layer's neurons (see :mod:`diet_np.fast.lif`) on several cores at
 once.  OpenBLAS's own threads help little on products of a chunk's size, and
 once used they keep spinning on cores for a while (on two cores a chunked
 convolution ran slower with two BLAS threads than with one), so during a
 network's forward and backward pass (:func:`pool_scope`) OpenBLAS is set to
 one thread and restored afterwards.
 
-The number of workers is the environment variable ``DIET_NP_THREADS``, or by
-default the number of CPUs this process may run on.  With one worker, or for
-arrays that are not NumPy's (CuPy, the strict test device), chunks run in order
-in the calling thread.  Results come back in the order of the chunks, so sums
-over them are the same whatever the number of workers.
+The number of workers is the engine's ``threads`` inside :func:`pool_scope`,
+else the documented default of :func:`diet_np.settings.threads`
+(``DIET_NP_THREADS``, or the CPUs this process may run on).  With one worker,
+or for arrays that are not NumPy's (CuPy, the strict test device), chunks run
+in order in the calling thread.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import functools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-ENV_THREADS = "DIET_NP_THREADS"
+from .. import settings
+
+_threads = contextvars.ContextVar("diet_np_threads", default=None)
 
 
 def num_workers() -> int:
-    """Workers of the CPU pool: ``DIET_NP_THREADS`` or the CPUs available."""
-    value = os.environ.get(ENV_THREADS)
-    if value is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:                      # not Linux
-            return os.cpu_count() or 1
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{ENV_THREADS} must be a whole number >= 1; got {value!r}")
-    return int(value)
+    """Workers of the CPU pool: those of the enclosing :func:`pool_scope`, else
+    :func:`diet_np.settings.threads`."""
+    count = _threads.get()
+    return settings.threads() if count is None else count
 
 
 def workers(xp=np) -> int:
@@ -98,13 +101,18 @@ def blocks(part: slice, stop: int, size: int, xp=np) -> list[slice]:
     return [slice(lo, min(lo + size, end)) for lo in range(start, end, size)]
 
 
-def pool_scope(xp):
-    """Context for a whole forward or backward pass: OpenBLAS single-threaded
-    when the CPU pool is in use, so that no idle BLAS thread spins on a core the
-    pool needs; nothing otherwise."""
-    if workers(xp) > 1:
-        return single_threaded_blas()
-    return contextlib.nullcontext()
+@contextlib.contextmanager
+def pool_scope(xp, threads=None):
+    """Context for a whole forward or backward pass: ``threads`` workers (None:
+    the default) and OpenBLAS single-threaded when the CPU pool is in use, so
+    that no idle BLAS thread spins on a core the pool needs."""
+    token = _threads.set(threads) if threads is not None else None
+    try:
+        with single_threaded_blas() if workers(xp) > 1 else contextlib.nullcontext():
+            yield
+    finally:
+        if token is not None:
+            _threads.reset(token)
 
 
 # --------------------------------------------------------------------------- OpenBLAS

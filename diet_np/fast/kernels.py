@@ -1,8 +1,12 @@
 """Fused CUDA kernels for the LIF layer on CuPy: the whole time loop in one launch.
 
-The reference LIF (:func:`diet_np.lif.lif_forward` / :func:`~diet_np.lif.lif_backward`)
-runs one array operation per equation and step, about ten kernel launches and
-as many passes over memory per step.  Here one CUDA thread owns one neuron and
+Reference: :func:`diet_np.lif.lif_forward` and :func:`diet_np.lif.lif_backward`
+(u^t, spikes and dI^t bit for bit, the leak and threshold gradients to
+rounding; ``tests/test_fused.py``).  Measured on an H100 (benchmarks/README.md,
+commit d091597): a VGG16 training step (batch 64, T = 5) 74-80 -> 41-45 ms.
+
+The array-module LIF runs one array operation per equation and step, about
+ten kernel launches and as many passes over memory per step.  Here one CUDA thread owns one neuron and
 walks the T steps itself, keeping m^t (forward) and dm^t (backward) in a
 register:
 
@@ -14,12 +18,9 @@ register:
   the per-block sums are then added on the device.  Leak and threshold are read
   from device memory, so nothing waits for the host.
 
-They are used for CuPy arrays in float32 or float64, with the triangle
-surrogate, outside smooth mode, unless the environment variable
-``DIET_NP_FUSED_LIF=0`` turns them off; the array-module code in
-:mod:`diet_np.lif` stays the reference, and ``tests/test_fused.py`` holds the
-two equal.  On an H100 they halve the time of a VGG16 training step (batch 64,
-T = 5; ``benchmarks/README.md``).  The
+:mod:`diet_np.fast.lif` uses them for CuPy arrays in float32 or float64, with
+the triangle surrogate, outside smooth mode, unless the engine's ``fused_lif``
+is off (``DIET_NP_FUSED_LIF=0`` by default, :mod:`diet_np.settings`).  The
 kernels are compiled with ``--fmad=false`` so that u^t, z^t and o^t round
 exactly as the reference's separate operations do.
 
@@ -28,11 +29,9 @@ Importing this module does not import CuPy.
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
-ENV_SWITCH = "DIET_NP_FUSED_LIF"
 THREADS = 256          # threads per block; a power of two for the block reduction
 
 _SOURCE = r"""
@@ -107,10 +106,9 @@ __global__ void lif_backward(const T* dout, const T* u, const bool* spikes,
 _NAMES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
-def enabled(xp, *arrays) -> bool:
-    """True when the fused kernels may run: CuPy arrays in float32/float64, and
-    ``DIET_NP_FUSED_LIF`` not set to ``0`` in the environment."""
-    return (os.environ.get(ENV_SWITCH, "1") != "0" and getattr(xp, "__name__", "") == "cupy"
+def applies(xp, *arrays) -> bool:
+    """True when the fused kernels can run: CuPy arrays in float32/float64."""
+    return (getattr(xp, "__name__", "") == "cupy"
             and all(np.dtype(a.dtype) in _NAMES for a in arrays))
 
 
