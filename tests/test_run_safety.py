@@ -356,3 +356,13 @@ def test_evaluate_refuses_empty_sets_and_labels_out_of_range(shapes):
         training.evaluate(net, params, shapes.x_test[:0], shapes.y_test[:0], shapes, **kw)
     with pytest.raises(DataError, match=r"\[0, 10\)"):
         training.evaluate(net, params, shapes.x_test, shapes.y_test + 5, shapes, **kw)
+
+
+def test_the_engine_flag_picks_the_path_and_both_train_alike(tmp_path):
+    runs = {}
+    for engine in ("reference", "fast"):
+        assert cli.main(["train-ann", "--epochs", "1", "--engine", engine,
+                         "--out", str(tmp_path / engine), *SMALL]) == 0
+        runs[engine] = read_model(tmp_path / engine / "checkpoint.npz").params
+    for k, v in runs["fast"].items():
+        np.testing.assert_allclose(runs["reference"][k], v, rtol=1e-4, atol=1e-6, err_msg=k)
