@@ -364,5 +364,5 @@ def test_the_engine_flag_picks_the_path_and_both_train_alike(tmp_path):
         assert cli.main(["train-ann", "--epochs", "1", "--engine", engine,
                          "--out", str(tmp_path / engine), *SMALL]) == 0
         runs[engine] = read_model(tmp_path / engine / "checkpoint.npz").params
-    for k, v in runs["fast"].items():
-        np.testing.assert_allclose(runs["reference"][k], v, rtol=1e-4, atol=1e-6, err_msg=k)
+    for k, v in runs["fast"].items():      # two Adam steps of at most lr = 1e-3 each: the
+        np.testing.assert_allclose(runs["reference"][k], v, atol=2e-5, err_msg=k)  # rounding
