@@ -13,13 +13,15 @@ stayed at loss ln 10 = 2.3026 for 200 steps of batch 64 (issue 13).  Adam scales
 every weight's step by its own gradient history, so the small gradients that reach
 the early layers of a deep plain network still move them: with the authors' Adam
 recipe the training loss of VGG16 leaves ln 10 within the first epoch of the
-20,000 shared CIFAR-10 images (``benchmarks/recipe_probe.py``; numbers in the
-issue 13 report).  **A loss below ln 10 is not yet accuracy above chance**: after
+20,000 shared CIFAR-10 images (``benchmarks/recipe_probe.py``; the measured curves
+and the full run are in the README's VGG16 section).  VGG6, VGG9, VGG11 and ResNet20
+get the same recipe by analogy; it has not been measured on them here.  **A loss below ln 10 is not yet accuracy above chance**: after
 that epoch VGG16 at 1/4 width (train loss 2.22) still gave every test image the
 same class (test accuracy 0.100): the logits carry a little information about
 the class (eval loss 2.15; argmax after subtracting each class's mean logit: 19%
-of 512 test images right) but one class's offset outweighs it.  Judge a run by its test accuracy, as the authors' ``ann.py`` does
-(it gives up below 15% after 30 epochs).
+of 512 test images right) but one class's offset outweighs it.  Judge a run by its
+test accuracy, as the authors' ``ann.py`` does (it gives up below 15% after 30
+epochs; :class:`~diet_np.training.TrainConfig`'s ``chance_epochs`` does the same).
 
 Where these recipes depart from the authors':
 
