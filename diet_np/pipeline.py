@@ -140,6 +140,7 @@ def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=1
     net.engine = engine
     ann_params = net.init_params(ann_cfg.seed, xp, init=init)
     fit(net, ann_params, dataset, ann_cfg, dirs["ann"], arch=arch, xp=xp, resume=resume,
+        overwrite=overwrite,
         show_progress=show_progress, finished="load")
     ev = dict(xp=xp, batch_size=ann_cfg.eval_batch_size, show_progress=show_progress)
     test = (dataset.x_test, dataset.y_test, dataset)
@@ -165,6 +166,7 @@ def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=1
           f"T={long_T} (unscaled) {conv_long.accuracy:.4f}", flush=True)
 
     fit(net, snn_params, dataset, diet_cfg, dirs["diet"], arch=arch, xp=xp, resume=resume,
+        overwrite=overwrite,
         show_progress=show_progress, origin=conversion, finished="load")
     diet_eval = evaluate(net, snn_params, *test, T=diet_cfg.T, mode="snn",
                          desc=f"DIET T={diet_cfg.T}", **ev)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The paper's pipeline on CIFAR-10 on the CPU, as the README's CIFAR-10 tables were made:
+#   sh benchmarks/cpu_cifar10.sh RUN_DIR ARCH
+# ARCH vgg5:     ANN 40 epochs (Adam 1e-3, cosine), conversion x0.6, DIET 5 epochs at 1e-3.
+# ARCH vgg16_w4: VGG16's 16 layers at 1/4 width; ANN 30 epochs of the VGG16 recipe
+#                (diet_np/recipes.py: Adam AMSGrad 1e-4), conversion x0.7, DIET 5 epochs
+#                at 1e-4 (the paper's DIET settings).
+# Every stage is resumable: run the script again after a stop and finished stages are
+# skipped, an interrupted training run continues from its last epoch (--resume).
+# Keep RUN_DIR outside the checkout.  Data: $DIET_NP_DATA (the shared 20,000-image copy).
+set -euo pipefail
+out=${1:?usage: cpu_cifar10.sh RUN_DIR ARCH}
+arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
+case "$arch" in
+  vgg5)     ann="--epochs 40 --optimizer adam --lr 1e-3 --weight-decay 0 --schedule cosine --dropout 0.1 0.2"
+            scale=0.6; images=256; diet_lr=1e-3 ;;
+  vgg16_w4) ann="--epochs 30 --test-images 2000"
+            scale=0.7; images=512; diet_lr=1e-4 ;;
+  *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5 or vgg16_w4)" >&2; exit 2 ;;
+esac
+mkdir -p "$out"
+# stage NAME COMMAND...: run COMMAND unless NAME finished before (a marker in RUN_DIR).
+stage() {
+  local name=$1; shift
+  if [ -f "$out/.$name.done" ]; then echo "== $name: done before"; return; fi
+  echo "== $(date -u +%FT%TZ) $name"
+  "$@"
+  touch "$out/.$name.done"
+}
+resume() { [ -f "$1/checkpoint.npz" ] && echo --resume || true; }
+
+# shellcheck disable=SC2086
+stage ann diet-np train-ann --quiet --dataset cifar10 --arch "$arch" $ann --out "$out/ann" \
+  $(resume "$out/ann")
+stage ann-test diet-np evaluate --quiet --checkpoint "$out/ann/checkpoint.npz"
+# T_find 100 on $images training images, thresholds x$scale, tested at T = 5
+stage convert diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" --find-steps 100 \
+  --images "$images" --scale "$scale" --timesteps 5 --out "$out/converted.npz" --overwrite
+stage convert-test diet-np evaluate --quiet --checkpoint "$out/converted.npz" --timesteps 5
+# unscaled thresholds at T = 100, on the first 2,000 test images
+stage convert-T100 diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" \
+  --find-steps 100 --images "$images" --scale 1.0 --timesteps 100 --test-images 2000 \
+  --out "$out/converted_T100.npz" --overwrite
+stage diet diet-np finetune --quiet --checkpoint "$out/converted.npz" --timesteps 5 --epochs 5 \
+  --lr "$diet_lr" --out "$out/diet" $(resume "$out/diet")
+stage diet-test diet-np evaluate --quiet --checkpoint "$out/diet/checkpoint.npz" --timesteps 5
+stage energy diet-np energy --quiet --checkpoint "$out/diet/checkpoint.npz" --timesteps 5
+echo "== $(date -u +%FT%TZ) done"
