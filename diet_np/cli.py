@@ -23,6 +23,7 @@ from . import __version__
 from .architectures import ARCHITECTURES, build_network
 from .backend import get_xp
 from .data import DATASETS
+from .encoding import ENCODINGS
 from .engine import ENGINES, apply_process_settings
 from .errors import ChanceLevelError, ConfigError, DietError, chance_level
 from .inspection import inspect_checkpoint
@@ -33,7 +34,8 @@ from .outputs import check_output_file, check_run_dir
 from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
                        save_model, use_model_normalisation)
 from .recipes import ann_init, ann_recipe
-from .training import CHECKPOINT, TrainConfig, ann_config, diet_config, evaluate, fit
+from .training import (CHECKPOINT, PARAM_KINDS, TrainConfig, ann_config, diet_config, evaluate,
+                       fit)
 from .weights import export_checkpoint, import_checkpoint
 
 TRAINING_COMMANDS = ("demo", "train-ann", "finetune")
@@ -127,6 +129,12 @@ def _two_rates(values):
     return {"conv": values[0], "fc": values[-1]}
 
 
+def _encoding(p, default_text):
+    p.add_argument("--encoding", choices=ENCODINGS, default=None,
+                   help="SNN input: direct (the analog image every step, the paper's) or rate "
+                        f"(Bernoulli spikes from the normalised pixels) (default: {default_text})")
+
+
 def _run_flags(p):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (same data and settings; a larger --epochs "
@@ -188,6 +196,7 @@ def build_parser():
                    help="evaluate the converted SNN at these T")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="draws the training images of the threshold search")
+    _encoding(p, "direct")
 
     p = sub.add_parser("finetune", help="DIET: train weights, leaks and thresholds by BPTT")
     _common(p)
@@ -195,6 +204,13 @@ def build_parser():
     p.add_argument("--timesteps", type=_positive_int, default=5, help="train at this T")
     _training(p, ann=False)
     _dropout(p, (0.1, 0.1))
+    _encoding(p, "the checkpoint's")
+    p.add_argument("--learn", choices=PARAM_KINDS, nargs="+", default=list(PARAM_KINDS),
+                   help="which parameters DIET trains (weights always; leaving out leak or "
+                        "threshold freezes them, for ablations)")
+    p.add_argument("--neuron-lr-factor", type=_positive_float, default=1.0,
+                   help="leaks and thresholds learn at --lr times this (1: the paper's one "
+                        "learning rate)")
 
     p = sub.add_parser("evaluate", help="test accuracy (and spike rates of an SNN)")
     _common(p)
@@ -204,6 +220,7 @@ def build_parser():
     p.add_argument("--mode", choices=("ann", "snn"), default=None,
                    help="default: the checkpoint's kind")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    _encoding(p, "the checkpoint's")
 
     p = sub.add_parser("energy", help="FLOPs and compute energy, ANN vs SNN (45 nm model)")
     _common(p)
@@ -214,6 +231,8 @@ def build_parser():
     p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
                    help="measure spike rates at these T")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    _encoding(p, "the checkpoint's")
+
     p = sub.add_parser("inspect", help="figures of an SNN: rasters, membrane traces, spike rates")
     _common(p, test_images=False)
     p.add_argument("--checkpoint", required=True, help="an SNN checkpoint")
@@ -393,14 +412,15 @@ def _cmd_convert(args, explicit):
                                "chance level; train it further before converting it")
     check_output_file(args.out, overwrite=args.overwrite, inputs=[args.checkpoint])
     dataset = _model_data(args, model)
+    net.encoding = args.encoding or "direct"
     snn, found = convert_model(net, params, dataset, xp, T_find=args.find_steps, scale=args.scale,
                                images=args.images, seed=args.seed, show_progress=not args.quiet)
     save_model(args.out, snn, arch=model.arch, kind="snn", T=max(args.timesteps),
                data=model.data, origin={"converted_from": args.checkpoint,
                                         "unscaled_thresholds": found, "scale": args.scale,
                                         "T_find": args.find_steps, "images": args.images,
-                                        "seed": args.seed})
-    print(f"thresholds (before scaling by {args.scale}): "
+                                        "seed": args.seed, "encoding": net.encoding})
+    print(f"thresholds ({net.encoding} input, before scaling by {args.scale}): "
           + ", ".join(f"{k} {v:.4g}" for k, v in found.items()))
     print(f"converted SNN written to {args.out}")
     for T in args.timesteps:
@@ -418,14 +438,19 @@ def _cmd_finetune(args, explicit):
     cfg = _config(TrainConfig.from_dict(stored.config) if stored else diet_config(), args,
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "timesteps": ("T", _SAME),
-                      "dropout": ("dropout", _two_rates)})
+                      "dropout": ("dropout", _two_rates), "encoding": ("encoding", _SAME),
+                      "learn": ("learn", tuple), "neuron_lr_factor": ("neuron_lr_factor", _SAME)})
     xp = get_xp(args.device)
     net, params, source = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
+    if stored is None and args.encoding is None:          # the converted net's encoding
+        cfg.encoding = source.encoding
     dataset = _model_data(args, source)
     origin = (f"converted, thresholds from T_find={source.origin['T_find']}"
               if "T_find" in source.origin else f"SNN trained at T={source.T}")
-    print(f"fine-tuning {source.arch} ({origin}) at T={cfg.T}")
+    frozen = [k for k in PARAM_KINDS if k not in cfg.learn]
+    print(f"fine-tuning {source.arch} ({origin}) at T={cfg.T}, {cfg.encoding} input"
+          + (f", {' and '.join(frozen)} frozen" if frozen else ""))
     fit(net, params, dataset, cfg, args.out, arch=source.arch, xp=xp, resume=args.resume,
         overwrite=args.overwrite, show_progress=not args.quiet,
         origin={"finetuned_from": args.checkpoint, "source_T": source.T,
@@ -437,8 +462,10 @@ def _cmd_evaluate(args, explicit):
     net, params, model = load_model(args.checkpoint, xp)
     net.engine = args.engine
     mode = args.mode or model.kind
-    if mode == "ann" and "timesteps" in explicit:
-        raise ConfigError("--timesteps applies to an SNN; this evaluates an ANN (one step)")
+    for flag in ("timesteps", "encoding"):
+        if mode == "ann" and flag in explicit:
+            raise ConfigError(f"--{flag} applies to an SNN; this evaluates an ANN (one step)")
+    net.encoding = args.encoding or net.encoding
     dataset = _model_data(args, model)
     for T in [1] if mode == "ann" else args.timesteps:
         ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode=mode, xp=xp,
@@ -455,7 +482,8 @@ def _cmd_energy(args, explicit):
                           "or --arch (FLOPs only)")
     if args.arch:
         ignored = sorted(explicit & {"dataset", "data_dir", "no_download", "n_train", "n_test",
-                                     "test_images", "timesteps", "batch_size", "device"})
+                                     "test_images", "timesteps", "batch_size", "device",
+                                     "encoding"})
         if ignored:
             raise ConfigError("energy --arch counts FLOPs only; it takes no "
                               + ", ".join("--" + d.replace("_", "-") for d in ignored))
@@ -469,6 +497,7 @@ def _cmd_energy(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
+    net.encoding = args.encoding or net.encoding
     dataset = _model_data(args, model)
     for T in args.timesteps:
         ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode="snn",

@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, default_rng
 from .errors import DietError
 from .network import StopStep
 from .progress import progress
@@ -52,15 +52,20 @@ def ann_to_snn_params(params) -> dict:
     return converted
 
 
-def find_thresholds(net, params, x, T_find: int = 100, q: float = 0.997, show_progress=True):
+def find_thresholds(net, params, x, T_find: int = 100, q: float = 0.997, show_progress=True,
+                    encoding=None, seed=0):
     """Set every spiking layer's threshold, in place, from the per-step input-current
     percentile (step 2 above).  Returns ``{layer: threshold}`` as host floats.
 
     ``x`` is one batch of normalised training images (the authors use 512).
-    Layer 1's current is the same at every step (direct encoding), so one step
-    suffices for it.
+    Under direct encoding (``encoding``: None for the network's) layer 1's current
+    is the same at every step, so one step suffices for it; rate-coded input
+    (spikes drawn from ``seed``, the same ones for every layer's search) takes
+    all ``T_find`` steps.
     """
     net.validate(params, x, T_find, "snn")
+    encoding = net._encoding(encoding, "snn")
+    xp = array_module(x)
     found = {}
     bar = progress(net.spiking_layers(), desc="threshold search", enabled=show_progress)
     for index, layer in enumerate(bar):
@@ -71,9 +76,9 @@ def find_thresholds(net, params, x, T_find: int = 100, q: float = 0.997, show_pr
                 per_step.append(percentile_k(current, q))
                 raise StopStep
 
-        net.forward_stepwise(params, x, T=1 if index == 0 else T_find, observe=observe,
-                             check=False)
-        xp = array_module(per_step[0])
+        steps = 1 if index == 0 and encoding == "direct" else T_find
+        net.forward_stepwise(params, x, T=steps, observe=observe, check=False,
+                             encoding=encoding, rng=default_rng(xp, seed))
         threshold = float(xp.stack(per_step).max())
         if not math.isfinite(threshold):
             raise ConversionError(
@@ -122,12 +127,13 @@ def scale_thresholds(params, scale: float) -> None:
 
 
 def convert(net, ann_params, x, T_find: int = 100, scale: float = 0.7, q: float = 0.997,
-            show_progress=True):
-    """The whole conversion: returns ``(snn_params, unscaled_thresholds)``."""
+            show_progress=True, encoding=None):
+    """The whole conversion: returns ``(snn_params, unscaled_thresholds)``; the
+    threshold search runs under ``encoding`` (None: the network's)."""
     if not isinstance(T_find, (int, np.integer)) or T_find < 1:
         raise ValueError(f"T_find must be an integer >= 1; got {T_find!r}")
     _check_scale(scale)  # before the search, which takes a while
     params = ann_to_snn_params(ann_params)
-    found = find_thresholds(net, params, x, T_find, q, show_progress)
+    found = find_thresholds(net, params, x, T_find, q, show_progress, encoding=encoding)
     scale_thresholds(params, scale)
     return params, found

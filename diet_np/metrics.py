@@ -9,11 +9,18 @@
   E_ANN = 4.6 * sum_l FLOPs_l;
   E_SNN = 4.6 * FLOPs_1 + 0.9 * sum_{l>=2} FLOPs_l * zeta_{l-1}, where zeta is the
   spike rate of the layer feeding layer l.  The first layer sees the analog
-  image and is counted once, not T times.
+  image and is counted once, not T times.  Under rate-coded input
+  (:mod:`diet_np.encoding`) it sees spikes instead: its term is
+  0.9 * FLOPs_1 * zeta_input, with zeta_input the input spikes per pixel over
+  all T steps (rate ``"input"``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+from .encoding import INPUT
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
@@ -22,34 +29,42 @@ E_AC_PJ = 0.9
 def spike_rates(net, spike_counts: dict, images: int) -> dict:
     """Per-layer spikes per neuron over all steps: count / (images * neurons).
 
-    ``spike_counts`` are host numbers summed over ``images`` images.
+    ``spike_counts`` are host numbers summed over ``images`` images.  A count of
+    rate-coded input spikes (key ``"input"``) gives an ``"input"`` rate per pixel.
     """
     if images < 1:
         raise ValueError(f"spike rates need at least one image; got {images}")
-    return {name: float(spike_counts[name]) / (images * n) for name, n in net.neurons.items()}
+    rates = {name: float(spike_counts[name]) / (images * n) for name, n in net.neurons.items()}
+    if INPUT in spike_counts:
+        rates[INPUT] = float(spike_counts[INPUT]) / (images * int(np.prod(net.input_shape)))
+    return rates
 
 
 def network_spike_rate(net, rates: dict) -> tuple[float, float]:
     """(neuron-weighted average, plain mean over layers) of per-layer spike rates."""
     total = sum(net.neurons.values())
     weighted = sum(rates[k] * n for k, n in net.neurons.items()) / total
-    return weighted, sum(rates.values()) / len(rates)
+    return weighted, sum(rates[k] for k in net.neurons) / len(net.neurons)
 
 
 @dataclass
 class EnergyRow:
     layer: str
     flops: int
-    source_rate: float | None   # spike rate of the feeding layer; None: analog input
+    source_rate: float | None   # spike rate of the feeding layer (or input); None: analog
     ann_pj: float
     snn_pj: float
 
 
 def energy_table(net, rates: dict) -> list[EnergyRow]:
-    """Per compute layer: FLOPs, the feeding layer's spike rate and both energies (pJ)."""
+    """Per compute layer: FLOPs, the feeding layer's spike rate and both energies (pJ).
+    The first layer is priced as MACs on analog input, or as accumulates at the
+    input spike rate when ``rates`` has one (``"input"``: rate-coded input)."""
     rows = []
     for name, flops, source in net.compute_layers():
         ann = E_MAC_PJ * flops
+        if source is None:
+            source = INPUT if INPUT in rates else None
         if source is None:
             rate, snn = None, E_MAC_PJ * flops
         else:
@@ -85,7 +100,10 @@ def format_energy_table(rows) -> str:
 def format_spike_rates(net, rates: dict) -> str:
     """A markdown table of per-layer spike rates plus both network averages."""
     lines = ["| layer | neurons | spikes / neuron (all T) |", "| --- | ---: | ---: |"]
-    lines += [f"| {k} | {net.neurons[k]:,} | {v:.3f} |" for k, v in rates.items()]
+    lines += [f"| {k} | {net.neurons[k]:,} | {rates[k]:.3f} |" for k in net.neurons]
+    if INPUT in rates:
+        lines.insert(2, f"| input (rate-coded) | {int(np.prod(net.input_shape)):,} | "
+                        f"{rates[INPUT]:.3f} |")
     weighted, mean = network_spike_rate(net, rates)
     lines.append(f"| network (neuron-weighted) | {sum(net.neurons.values()):,} | {weighted:.3f} |")
     lines.append(f"| mean over layers | | {mean:.3f} |")

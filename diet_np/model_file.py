@@ -53,6 +53,11 @@ class ModelFile:
     params: dict
     optimizer_state: dict | None
 
+    @property
+    def encoding(self) -> str:
+        """The input encoding the SNN was trained (config) or converted (origin) with."""
+        return (self.config or self.origin or {}).get("encoding", "direct")
+
 
 # --------------------------------------------------------------------------
 # writer

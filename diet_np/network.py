@@ -4,7 +4,8 @@ Parameters are a plain ``dict[str, array]``: ``"<layer>.weight"`` for synapses,
 ``"<layer>.leak"`` and ``"<layer>.threshold"`` (0-d arrays) for each spiking
 layer.  :meth:`Network.backward` returns gradients keyed exactly like them.
 The same parameters run as an ANN (``mode="ann"``: ReLU neurons, one step) or
-as an SNN (``mode="snn"``: LIF neurons over T steps, direct input encoding, the
+as an SNN (``mode="snn"``: LIF neurons over T steps, direct input encoding or,
+as a documented option, rate-coded input (:mod:`diet_np.encoding`), the
 accumulating output layer of Eq. 6).
 
 Each pass runs one engine (:mod:`diet_np.engine`): ``engine="reference"`` the
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import array_module, check_float_dtype, require_array, to_device
+from .encoding import INPUT, check_encoding, encode, rate_spikes
 from .engine import get_engine
 from .layers import Context, Sequential
 from .surrogates import get_surrogate
@@ -74,11 +76,13 @@ class Network:
     mode; a forward call may override them (the ANN and the SNN of the paper use
     different rates on the same layers).  ``engine`` (an attribute too) is the
     default engine of this network's passes: ``"reference"``, ``"fast"``, an
-    :class:`~diet_np.engine.Engine`, or None for ``"fast"``.
+    :class:`~diet_np.engine.Engine`, or None for ``"fast"``.  ``encoding`` (an
+    attribute too) is the default input encoding of its SNN passes: ``"direct"``
+    (the paper's) or ``"rate"`` (:mod:`diet_np.encoding`).
     """
 
     def __init__(self, layers, input_shape, num_classes, name="network", dropout=None,
-                 engine=None):
+                 engine=None, encoding="direct"):
         self.name = name
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
@@ -90,6 +94,7 @@ class Network:
         self.neurons = self.body.neurons()
         self.dropout = dict(dropout or {"conv": 0.0, "fc": 0.0})
         self.engine = engine
+        self.encoding = check_encoding(encoding)
 
     # -- parameters ---------------------------------------------------------
     def init_params(self, seed=0, xp=np, dtype=np.float32, init="spec") -> dict:
@@ -200,12 +205,14 @@ class Network:
 
     # -- forward and backward ----------------------------------------------
     def forward(self, params, x, *, train, T=1, mode="snn", rng=None, surrogate="triangle",
-                smooth=False, dropout=None, check=True, engine=None):
+                smooth=False, dropout=None, check=True, engine=None, encoding=None):
         """Logits for a batch: U^T of Eq. 6 in SNN mode, the last layer's output in ANN mode.
 
         x: (B, C, H, W) normalised images, presented unchanged at every step
-        (direct input encoding).  ``train`` switches dropout on (masks drawn from
-        ``rng``, a device Generator, once per call and kept for all T steps).
+        (direct input encoding) or, with ``encoding="rate"`` (None: the network's
+        ``encoding``; SNN mode only), as rate-coded spikes drawn from ``rng`` for
+        steps 1..T before the layers run.  ``train`` switches dropout on (masks
+        drawn from ``rng``, a device Generator, once per call and kept for all T steps).
         ``smooth=True`` sends the surrogate's primitive forward instead of spikes
         (for gradient checks).  ``engine``: ``"reference"``, ``"fast"`` or an
         :class:`~diet_np.engine.Engine` (None: the network's ``engine``).
@@ -215,12 +222,21 @@ class Network:
             self.validate(params, x, T, mode)
         ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout, x.dtype)
         ctx.engine = self._engine(engine)
+        encoding = self._encoding(encoding, mode)
         with ctx.engine.scope(array_module(x)):
-            logits, caches = self.body.forward(params, x[None], ctx)
+            inputs = encode(x, ctx.T, encoding, rng)
+            if encoding == "rate":
+                ctx.spike_counts[INPUT] = array_module(x).abs(inputs).sum()
+            logits, caches = self.body.forward(params, inputs, ctx)
         return logits, Trace(mode, ctx.T, x.shape[0], caches, ctx.spike_counts, ctx.engine)
 
     def _engine(self, engine):
         return get_engine(self.engine if engine is None else engine)
+
+    def _encoding(self, encoding, mode):
+        """The pass's input encoding: ``encoding`` or the network's; an ANN pass is direct."""
+        encoding = check_encoding(self.encoding if encoding is None else encoding)
+        return encoding if mode == "snn" else "direct"
 
     def backward(self, params, dlogits, trace):
         """BPTT (Eq. 9-14): gradients of the loss for every parameter, same keys."""
@@ -234,25 +250,34 @@ class Network:
 
     def forward_stepwise(self, params, x, *, T, mode="snn", train=False, rng=None,
                          surrogate="triangle", smooth=False, dropout=None, observe=None,
-                         record=None, check=True, engine=None):
+                         record=None, check=True, engine=None, encoding=None):
         """The same computation one timestep at a time (for teaching, threshold
         search and probes).  ``observe(name, t, current)`` is called with each
         spiking layer's input current I^t before the layer steps; ``record(name,
         t, step)`` after it, with a :class:`~diet_np.layers.NeuronStep` (current,
         u, m, spikes; see :mod:`diet_np.probe`).  Either may raise
         :class:`StopStep` to skip the rest of that step (logits are then None).
-        ``engine`` as in :meth:`forward`.  Returns ``(logits, spike_counts)``."""
+        ``engine`` and ``encoding`` as in :meth:`forward` (rate-coded spikes are
+        drawn step by step, as :meth:`forward` draws them when dropout is off).
+        Returns ``(logits, spike_counts)``."""
         if check:
             self.validate(params, x, T, mode)
         ctx = self._context(T, mode, train, rng, surrogate, smooth, dropout, x.dtype)
         ctx.observe, ctx.record, ctx.engine = observe, record, self._engine(engine)
+        encoding = self._encoding(encoding, mode)
+        if encoding == "rate" and rng is None:
+            raise ValueError("rate encoding draws its input spikes from a generator: pass rng=...")
         state = {}
         logits = None
         with ctx.engine.scope(array_module(x)):
             for t in range(ctx.T):
                 ctx.t = t
+                step_input = x if encoding == "direct" else rate_spikes(x, rng)
+                if encoding == "rate":
+                    ctx.spike_counts[INPUT] = (ctx.spike_counts.get(INPUT, 0)
+                                               + array_module(x).abs(step_input).sum())
                 try:
-                    logits = self.body.step(params, x, state, ctx)
+                    logits = self.body.step(params, step_input, state, ctx)
                 except StopStep:
                     logits = None
         return logits, ctx.spike_counts

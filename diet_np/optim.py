@@ -20,6 +20,10 @@ The update formulas are PyTorch's (``torch.optim.SGD`` / ``torch.optim.Adam``):
 **Weight decay applies only to ``.weight`` keys, never to ``.leak`` or
 ``.threshold``**: decaying lambda_l and v_l towards zero would silence the network
 (the reason DIET fine-tuning uses no weight decay at all).
+
+``neuron_lr_factor`` (default 1, the paper's single learning rate) multiplies
+the learning rate of the ``.leak`` and ``.threshold`` keys only: a documented
+option of ours, since at the paper's rate the leaks hardly move.
 """
 from __future__ import annotations
 
@@ -106,13 +110,21 @@ class _Optimizer:
     kind = ""
     _buffers: tuple[str, ...] = ()
 
-    def __init__(self, lr):
+    def __init__(self, lr, neuron_lr_factor=1.0):
         self.lr = _check_lr(lr)
+        self.neuron_lr_factor = _check_real("neuron_lr_factor", neuron_lr_factor, low=0.0,
+                                            low_open=True)
         self.step_count = 0
         self.state: dict[str, dict[str, object]] = {}
 
     def _resolve_lr(self, lr) -> float:
         return self.lr if lr is None else _check_lr(lr)
+
+    def _factor(self, key: str) -> float:
+        """The learning-rate multiplier of parameter ``key`` (leaks and thresholds
+        take ``neuron_lr_factor``, weights 1)."""
+        neuron = key.endswith((LEAK_SUFFIX, THRESHOLD_SUFFIX))
+        return self.neuron_lr_factor if neuron else 1.0
 
     def _buffer(self, key: str, name: str, p):
         """The state buffer ``name`` of parameter ``key``, checked against ``p``."""
@@ -187,8 +199,8 @@ class SGD(_Optimizer):
     kind = "sgd"
     _buffers = ("momentum_buffer",)
 
-    def __init__(self, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
-        super().__init__(lr)
+    def __init__(self, lr, momentum=0.9, weight_decay=0.0, nesterov=False, neuron_lr_factor=1.0):
+        super().__init__(lr, neuron_lr_factor)
         self.momentum = _check_real("momentum", momentum, low=0.0, high=1.0, high_open=True)
         self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
         if not isinstance(nesterov, bool):
@@ -216,7 +228,7 @@ class SGD(_Optimizer):
                     buf *= self.momentum
                     buf += g
                 g = g + self.momentum * buf if self.nesterov else buf
-            p -= lr * g
+            p -= lr * self._factor(key) * g
         self.step_count += 1
 
 
@@ -234,8 +246,8 @@ class Adam(_Optimizer):
     _buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 engine="fast"):
-        super().__init__(lr)
+                 engine="fast", neuron_lr_factor=1.0):
+        super().__init__(lr, neuron_lr_factor)
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         self.engine = engine
@@ -287,11 +299,12 @@ class Adam(_Optimizer):
             m = self._buffer(key, "exp_avg", p)
             s = self._buffer(key, "exp_avg_sq", p)
             s_max = self._buffer(key, "max_exp_avg_sq", p) if self.amsgrad else None
+            size = step_size * self._factor(key)
             if self.engine == "fast":
                 adam_update(p, g, m, s, s_max, self._scratch_like(p), self.beta1, self.beta2,
-                            self.eps, step_size, bc2_sqrt)
+                            self.eps, size, bc2_sqrt)
             else:
-                self._update(p, g, m, s, s_max, step_size, bc2_sqrt)
+                self._update(p, g, m, s, s_max, size, bc2_sqrt)
         self.step_count = t
 
     def _update(self, p, g, m, s, s_max, step_size, bc2_sqrt):

@@ -64,6 +64,7 @@ def load_model(path, xp, expect_kind=None):
     data = model.data
     net = build_network(model.arch, data["num_classes"], tuple(data["input_shape"]))
     check_compatible(model.params, net.param_shapes(), what=str(path))
+    net.encoding = model.encoding
     return net, model.params, model
 
 
@@ -85,7 +86,8 @@ def conversion_batch(dataset, n, xp, seed=0):
 
 def convert_model(net, ann_params, dataset, xp, *, T_find, scale, images, seed=0,
                   show_progress=True):
-    """Stage 2: ANN -> SNN with per-layer 99.7th-percentile thresholds."""
+    """Stage 2: ANN -> SNN with per-layer 99.7th-percentile thresholds, searched
+    under the network's input encoding (``net.encoding``)."""
     x = conversion_batch(dataset, images, xp, seed)
     return convert(net, ann_params, x, T_find=T_find, scale=scale, show_progress=show_progress)
 

@@ -34,6 +34,7 @@ from .checkpoint import check_compatible
 from .data import check_labeled_images, iterate_batches, num_batches
 from .engine import get_engine
 from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
+from .encoding import ENCODINGS
 from .metrics import network_spike_rate, spike_rates
 from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
 from .ops import softmax_cross_entropy
@@ -44,6 +45,13 @@ from .records import RunLog, plot_curves
 from .schedules import make_schedule
 
 CHECKPOINT = "checkpoint.npz"
+
+#: The kinds of parameter (:class:`~diet_np.layers.ParamSpec`): Eq. 15 trains all three.
+PARAM_KINDS = ("weight", "leak", "threshold")
+
+#: Fields added to :class:`TrainConfig` after checkpoints were first written, with
+#: the value every earlier run had.
+ADDED_FIELDS = {"encoding": "direct", "learn": PARAM_KINDS, "neuron_lr_factor": 1.0}
 LOG = "log.jsonl"
 CURVES = "curves.png"
 
@@ -69,6 +77,9 @@ class TrainConfig:
     surrogate: str = "triangle"
     eval_batch_size: int = 256
     chance_epochs: int = 5               # still at chance after this many epochs: stop (0: never)
+    encoding: str = "direct"             # SNN input: "direct" (the paper's) or "rate"
+    learn: tuple = PARAM_KINDS           # which parameter kinds the optimiser updates
+    neuron_lr_factor: float = 1.0        # leaks and thresholds step at lr x this factor
 
     def validate(self):
         """Raise a clear ConfigError for an invalid hyper-parameter."""
@@ -88,6 +99,16 @@ class TrainConfig:
             (_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0; got {self.seed!r}"),
             (_is_int(self.chance_epochs) and self.chance_epochs >= 0,
              f"chance_epochs must be an integer >= 0; got {self.chance_epochs!r}"),
+            (self.encoding in ENCODINGS,
+             f"encoding must be one of {ENCODINGS}; got {self.encoding!r}"),
+            (self.mode == "snn" or self.encoding == "direct",
+             "the ANN sees the analog image: encoding must be 'direct' in mode 'ann'"),
+            ("weight" in self.learn and set(self.learn) <= set(PARAM_KINDS)
+             and len(set(self.learn)) == len(self.learn),
+             f"learn names the parameter kinds to train, weights among them, each once, from "
+             f"{PARAM_KINDS}; got {self.learn!r}"),
+            (isinstance(self.neuron_lr_factor, (int, float)) and self.neuron_lr_factor > 0,
+             f"neuron_lr_factor must be > 0; got {self.neuron_lr_factor!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -95,20 +116,20 @@ class TrainConfig:
 
     def to_dict(self):
         d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
+        d["milestones"], d["learn"] = list(self.milestones), list(self.learn)
         return d
 
     @classmethod
     def from_dict(cls, d):
         """The config stored by :meth:`to_dict`; unknown or missing fields are a ConfigError."""
         names = {f.name for f in dataclasses.fields(cls)}
+        d = {**ADDED_FIELDS, **d}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
             raise ConfigError("stored training config does not match this diet-np's: "
                               + "; ".join(p for p in (f"unknown {unknown}" if unknown else "",
                                                       f"missing {missing}" if missing else "") if p))
-        d = dict(d)
-        d["milestones"] = tuple(d["milestones"])
+        d["milestones"], d["learn"] = tuple(d["milestones"]), tuple(d["learn"])
         return cls(**d)
 
 
@@ -137,10 +158,16 @@ def diet_config(**overrides) -> TrainConfig:
 def run_optimizer(cfg, engine=None):
     """The optimiser ``cfg`` names, with its hyper-parameters (``engine``: Adam's
     update, ``"reference"`` or ``"fast"``; None: the default)."""
+    shared = dict(weight_decay=cfg.weight_decay, neuron_lr_factor=cfg.neuron_lr_factor)
     if cfg.optimizer == "sgd":
-        return make_optimizer("sgd", cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return make_optimizer(cfg.optimizer, cfg.lr, engine=engine, weight_decay=cfg.weight_decay,
-                          amsgrad=cfg.amsgrad)
+        return make_optimizer("sgd", cfg.lr, momentum=cfg.momentum, **shared)
+    return make_optimizer(cfg.optimizer, cfg.lr, engine=engine, amsgrad=cfg.amsgrad, **shared)
+
+
+def trained_keys(net, cfg) -> list:
+    """The parameters the optimiser updates: those whose kind ``cfg.learn`` names
+    (all of them for DIET; ``("weight",)`` freezes leaks and thresholds)."""
+    return [key for key, spec in net.specs.items() if spec.kind in cfg.learn]
 
 
 def train_step(net, params, opt, x, y, *, cfg, rng, lr):
@@ -149,10 +176,12 @@ def train_step(net, params, opt, x, y, *, cfg, rng, lr):
     Returns ``(loss, correct)`` as 0-d device arrays; nothing is synchronised.
     """
     logits, trace = net.forward(params, x, train=True, T=cfg.T, mode=cfg.mode, rng=rng,
-                                surrogate=cfg.surrogate, dropout=cfg.dropout, check=False)
+                                surrogate=cfg.surrogate, dropout=cfg.dropout, check=False,
+                                encoding=cfg.encoding)
     loss, dlogits = softmax_cross_entropy(logits, y, check=False)   # labels checked per run
     grads = net.backward(params, dlogits, trace)
-    opt.step(params, grads, lr=lr)
+    keys = trained_keys(net, cfg)
+    opt.step({k: params[k] for k in keys}, {k: grads[k] for k in keys}, lr=lr)
     if cfg.mode == "snn":
         clamp_neuron_params(params)                     # Eq. 15
     return loss, (logits.argmax(axis=1) == y).sum()
@@ -180,9 +209,10 @@ class Evaluation:
 
 
 def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_progress=True,
-             desc="evaluate", surrogate="triangle"):
+             desc="evaluate", surrogate="triangle", encoding=None, seed=0):
     """Accuracy, mean loss and per-layer spike rates on (x, y) (host uint8 images),
-    normalised with ``dataset.mean`` / ``dataset.std``.
+    normalised with ``dataset.mean`` / ``dataset.std``.  ``encoding``: the input
+    encoding (None: the network's); rate-coded spikes are drawn from ``seed``.
 
     For T > 5 the batch shrinks so that T * batch stays at most 5 * batch_size:
     the multi-step forward keeps every step's potentials, so memory grows with T.
@@ -192,13 +222,14 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
     loss_sum = correct = 0
     counts = {}
+    rng = default_rng(xp, seed)          # rate-coded input only; dropout is off here
     bar = progress(iterate_batches(x, y, batch_size, xp, shuffle=False, mean=dataset.mean,
                                    std=dataset.std),
                    total=num_batches(len(x), batch_size), desc=desc, enabled=show_progress)
     for xb, yb in bar:
         xb = xb.astype(params[next(iter(params))].dtype, copy=False)
         logits, trace = net.forward(params, xb, train=False, T=T, mode=mode, check=False,
-                                    surrogate=surrogate)
+                                    surrogate=surrogate, rng=rng, encoding=encoding)
         loss, _ = softmax_cross_entropy(logits, yb, check=False)
         loss_sum = loss_sum + loss * len(yb)
         correct = correct + (logits.argmax(axis=1) == yb).sum()
@@ -405,7 +436,8 @@ def end_epoch(net, params, run: Run, dataset, record, xp, show_progress=True) ->
                               f"network?). {run.last_good()}")
     test = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=cfg.T,
                     mode=cfg.mode, xp=xp, batch_size=cfg.eval_batch_size,
-                    show_progress=show_progress, desc="  test", surrogate=cfg.surrogate)
+                    show_progress=show_progress, desc="  test", surrogate=cfg.surrogate,
+                    encoding=cfg.encoding)
     seconds = record.pop("train_seconds")
     record.update(test_loss=test.loss, test_acc=test.accuracy, train_seconds=seconds)
     if cfg.mode == "snn":
