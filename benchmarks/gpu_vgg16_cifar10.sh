@@ -8,18 +8,19 @@
 # are chosen from those timings to fit BUDGET_S seconds (default 480; see
 # benchmarks/gpu_vgg16_cifar10.py).  Then the stages of benchmarks/cpu_cifar10.sh with
 # --device gpu: train-ann (VGG16 recipe), evaluate, convert (T_find 100 on 512 images,
-# thresholds x0.7, T = 5), convert (unscaled, T = 100), finetune (T = 5, lr 1e-4),
-# evaluate, energy.  A stage that stops (a network at chance level, say) ends the pipeline.
-# $OUT gets summary.md (the table), summary.json, both runs' log.jsonl and curves.png, and
-# output.txt; checkpoints stay in RUN_DIR (default: a new folder in /tmp), too big to return.
-# TINY=1: the same on the CPU in a couple of minutes (vgg16_w8, 1,000 training images).
-# Needs numpy, matplotlib and (on the GPU) CuPy; nothing is installed (PYTHONPATH=.).
+# thresholds x$SCALE, default 0.7, T = 5), convert (unscaled, T = 100), finetune (T = 5,
+# lr 1e-4), evaluate, energy.  A stage that stops (a network at chance level, say) ends the
+# pipeline, and the summary names it.  $OUT gets summary.md (the table), summary.json, both
+# runs' log.jsonl and curves.png, and output.txt (7 files: `run` returns at most 8);
+# checkpoints stay in RUN_DIR (default: a new folder in /tmp), too big to return.
+# TINY=1: the same on the CPU in a few minutes (vgg16_w8, 1,000 training images).
+# GPU_DATA: the pack (default .gpu_data).  Needs numpy, matplotlib and (on the GPU) CuPy;
+# nothing is installed (PYTHONPATH=.).
 set -u
 OUT=${OUT:-gpu-results}
 GPU_DATA=${GPU_DATA:-.gpu_data}
 # the settings of each mode: images of the threshold search, and the image counts the plan
-# may use at most (training, test, each epoch's test, the T = 100 test)
-# (training, test, each epoch's test, the T = 100 test).  TINY's thresholds are x0.5: at
+# may use at most (training, test, each epoch's test, the T = 100 test).  TINY's are x0.5: at
 # x0.7 the little vgg16_w8 (24 epochs on 1,000 images) left conv13-fc2 silent at T = 5, and
 # DIET cannot start from a silent layer (its loss stayed ln 10); at x0.5 they fired 0.7-0.8.
 if [ "${TINY:-0}" = 1 ]; then
