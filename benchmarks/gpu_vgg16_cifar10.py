@@ -19,7 +19,8 @@ process's, up to its data being loaded):
   layers of the share of the network's FLOPs up to that layer (the search runs
   the network up to each layer in turn), twice (the scaled and the unscaled
   conversion);
-* evaluations: images x T x ``e`` each; every one of the 7 commands adds ``s``.
+* evaluations (the ANN; T = 5 three times; T = 100 on at most 5% of the budget):
+  images x T x ``e`` each; every one of the 7 commands adds ``s``.
 
 The training stages get what is left of ``margin x budget``: the ANN ``ann_share``
 of it (it limits what DIET can reach), DIET the rest.
@@ -116,14 +117,14 @@ def plan(args) -> dict:
     fixed = {
         "startup of the commands": COMMANDS * startup,
         "threshold searches (2)": 2 * search_layers(net) * args.find_steps * args.images * e,
-        "evaluations at T=5 (4) and of the ANN": n_test * e * (4 * T + 1),
+        "evaluations at T=5 (3) and of the ANN": n_test * e * (3 * T + 1),
         f"converted SNN at T={args.long_T} ({long_images} images)": long_images * args.long_T * e,
     }
     left = budget - sum(fixed.values())
     n_train = n_max
     if left < ann_epoch(n_train) + diet_epoch(n_train):     # fewer images, one epoch of each
         per_image = t_ann / ann_cfg.batch_size + t_diet / diet_cfg.batch_size
-        n_train = int((left - epoch_test * (T + 1) * e) / per_image) // 64 * 64
+        n_train = int((left - epoch_test * (T + 1) * e) / per_image) // 64 * 64   # whole batches
         if n_train < 640:
             raise ConfigError(f"a budget of {args.budget:.0f} s leaves {left:.0f} s for training: "
                               f"not even one epoch of each stage on 640 images")

@@ -14,7 +14,8 @@
 # runs' log.jsonl and curves.png, and output.txt (7 files: `run` returns at most 8);
 # checkpoints stay in RUN_DIR (default: a new folder in /tmp), too big to return.
 # TINY=1: the same on the CPU in a few minutes (vgg16_w8, 1,000 training images).
-# GPU_DATA: the pack (default .gpu_data).  Needs numpy, matplotlib and (on the GPU) CuPy;
+# GPU_DATA: the pack (default .gpu_data); COMMIT: the commit to record where git is missing.
+# Needs numpy, matplotlib and (on the GPU) CuPy;
 # nothing is installed (PYTHONPATH=.).
 set -u
 OUT=${OUT:-gpu-results}
@@ -63,7 +64,7 @@ try:
     import cupy; print(' | cupy', cupy.__version__)
 except ImportError:
     print(' | no cupy')"
-    echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 }
 
 # shellcheck disable=SC2086
