@@ -1,8 +1,13 @@
-"""Shared helpers: small networks whose every layer spikes; running and checking lessons."""
+"""Shared helpers: small networks whose every layer spikes; running and checking lessons;
+killing a training run and resuming it."""
 import importlib
+import os
 import re
 import runpy
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +74,8 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs CuPy and a CUDA device")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if item.get_closest_marker("gpu"):   # not "gpu" in item.keywords: that also matches
+            item.add_marker(skip)            # a folder named gpu on the test's path
 
 
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
@@ -106,3 +111,32 @@ def lesson_runner(monkeypatch, out_dir, files, figures):
     yield run
     if threads_before is not None and "common" in state:
         state["common"].blas_threads(threads_before)
+
+
+def kill_and_resume(command, out, timeout=300):
+    """Run the training command ``command + ["--out", out]`` (3 epochs or more) in a
+    subprocess, SIGKILL it at a random time within two epochs of its first checkpoint
+    (so before it ends), then run it again with ``--resume`` to the end.  Returns
+    ``(epochs checkpointed when killed, seconds after the first checkpoint)``."""
+    from diet_np.model_file import read_model
+
+    out = Path(out)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    with open(out.parent / f"{out.name}.stderr", "w") as err:
+        proc = subprocess.Popen([*command, "--out", str(out)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + timeout
+        while not (out / "checkpoint.npz").exists():
+            assert proc.poll() is None, f"the run failed: {(out.parent / f'{out.name}.stderr').read_text()}"
+            assert time.time() < deadline, "no checkpoint in time"
+            time.sleep(0.02)
+        epoch = read_model(out / "checkpoint.npz").history[0]["train_seconds"]
+        delay = float(np.random.default_rng().uniform(0, 2 * epoch))
+        time.sleep(delay)
+        assert proc.poll() is None, f"the run ended before the kill, {delay:.2f} s after epoch 1"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = read_model(out / "checkpoint.npz").epoch
+    subprocess.run([*command, "--out", str(out), "--resume"], check=True, env=env,
+                   capture_output=True)
+    return done, delay

@@ -1,10 +1,8 @@
 """Pipeline: conversion, training with checkpoints and resume, metrics, CLI errors."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,6 +17,8 @@ from diet_np.data import make_shapes
 from diet_np.ops import conv2d_forward
 from diet_np.metrics import energy_table, energy_totals, network_spike_rate, spike_rates
 from diet_np.training import ann_config, diet_config, evaluate, fit
+
+from conftest import kill_and_resume
 
 TINY = {"features": [8, "A", 8, "A"], "classifier": [32], "name": "tiny"}
 
@@ -189,20 +189,11 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     subprocess.run(base + ["--out", str(tmp_path / "straight")], check=True, env=env,
                    capture_output=True)
-    run = tmp_path / "killed"
-    proc = subprocess.Popen(base + ["--out", str(run)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (run / "checkpoint.npz").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(np.random.default_rng().uniform(0, 0.5))       # somewhere inside epoch 2
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = load_checkpoint(run / "checkpoint.npz").meta["epoch"]
-    assert 1 <= done <= 3
-    subprocess.run(base + ["--out", str(run), "--resume"], check=True, env=env, capture_output=True)
+    done, delay = kill_and_resume(base, tmp_path / "killed")
+    assert 1 <= done < 3
     a = load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
-    b = load_checkpoint(run / "checkpoint.npz")
+    b = load_checkpoint(tmp_path / "killed" / "checkpoint.npz")
     assert b.meta["epoch"] == 3
     for k in a.params:
-        np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
+        np.testing.assert_array_equal(a.params[k], b.params[k],
+                                      err_msg=f"{k} (killed {delay:.2f} s after epoch 1)")

@@ -3,6 +3,8 @@ resume checks, overwritten work, logs that agree with checkpoints, one-line erro
 import errno
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +18,10 @@ from diet_np.errors import ChanceLevelError, DivergenceError, RunError
 from diet_np.model_file import data_record, read_model, write_model
 from diet_np.records import RunLog
 from diet_np.schedules import StepSchedule
+from diet_np.pipeline import convert_model, load_data, save_model
 from diet_np.training import ann_config, diet_config, fit
+
+from conftest import kill_and_resume
 
 TINY = {"features": [8, "A", 8, "A"], "classifier": [32], "name": "tiny"}
 SMALL = ["--n-train", "40", "--n-test", "20", "--batch-size", "20", "--quiet"]
@@ -366,3 +371,49 @@ def test_the_engine_flag_picks_the_path_and_both_train_alike(tmp_path):
         runs[engine] = read_model(tmp_path / engine / "checkpoint.npz").params
     for k, v in runs["fast"].items():      # two Adam steps of at most lr = 1e-3 each: the
         np.testing.assert_allclose(runs["reference"][k], v, atol=2e-5, err_msg=k)  # rounding
+
+
+# -- 11. a VGG16-depth run killed at a random point resumes bit-identically ----------
+VGG16_RUN = ["--n-train", "256", "--n-test", "32", "--batch-size", "32", "--epochs", "4",
+             "--quiet"]
+
+
+def _converted_vgg16_w8(path):
+    """An SNN checkpoint of vgg16_w8 converted from its untrained (Kaiming) ANN on the
+    shapes subset of VGG16_RUN: every one of its 15 spiking layers fires."""
+    data = load_data("shapes", n_train=256, n_test=32)
+    net = build_network("vgg16_w8", data.num_classes)
+    assert len(net.neurons) == 15
+    params = net.init_params(0, init="kaiming-in")
+    snn, found = convert_model(net, params, data, np, T_find=20, scale=0.7, images=32,
+                               show_progress=False)
+    save_model(path, snn, arch="vgg16_w8", kind="snn", T=5, data=data_record(data),
+               origin={"T_find": 20, "unscaled_thresholds": found})
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["train-ann", "finetune"])
+def test_a_vgg16_depth_run_killed_at_random_resumes_bit_identically(stage, tmp_path):
+    command = [sys.executable, "-m", "diet_np", stage, *VGG16_RUN]
+    command += (["--arch", "vgg16_w8"] if stage == "train-ann" else
+                ["--checkpoint", str(_converted_vgg16_w8(tmp_path / "converted.npz"))])
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    subprocess.run([*command, "--out", str(tmp_path / "straight")], check=True, env=env,
+                   capture_output=True)
+    done, delay = kill_and_resume(command, tmp_path / "killed")
+    assert 1 <= done < 4
+    with np.load(tmp_path / "straight" / "checkpoint.npz") as a, \
+            np.load(tmp_path / "killed" / "checkpoint.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        where = f"(killed {delay:.2f} s after epoch 1, with {done} epochs checkpointed)"
+        for k in a.files:                       # parameters and optimiser state, bit for bit
+            if k != "__meta__":
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} {where}")
+    straight = read_model(tmp_path / "straight" / "checkpoint.npz")
+    resumed = read_model(tmp_path / "killed" / "checkpoint.npz")
+    untimed = [[{k: v for k, v in r.items() if k != "train_seconds"} for r in m.history]
+               for m in (straight, resumed)]
+    assert resumed.epoch == 4 and untimed[0] == untimed[1]
+    log = RunLog(tmp_path / "killed" / "log.jsonl").read()
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
