@@ -22,7 +22,7 @@ from diet_np.backend import default_rng
 from diet_np.data import load_dataset
 from diet_np.network import INITS
 from diet_np.recipes import ann_init, ann_recipe, loss_curve, training_batches
-from diet_np.training import _optimizer, ann_config, diet_config, evaluate, train_step
+from diet_np.training import ann_config, diet_config, evaluate, run_optimizer, train_step
 
 
 def snn_step_seconds(arch, dataset, steps, batch_size, T=5):
@@ -30,7 +30,7 @@ def snn_step_seconds(arch, dataset, steps, batch_size, T=5):
     net = build_network(arch, dataset.num_classes)
     params = net.init_params(seed=0)
     cfg = diet_config(batch_size=batch_size, T=T)
-    opt, rng = _optimizer(cfg), default_rng(np, 0)
+    opt, rng = run_optimizer(cfg), default_rng(np, 0)
     times = []
     for _, (xb, yb) in zip(range(steps + 1), training_batches(dataset, cfg)):
         tic = time.perf_counter()
