@@ -3,8 +3,10 @@
 #   sh benchmarks/cpu_cifar10.sh RUN_DIR ARCH
 # ARCH vgg5:     ANN 40 epochs (Adam 1e-3, cosine), conversion x0.6, DIET 5 epochs at 1e-3.
 # ARCH vgg16_w4: VGG16's 16 layers at 1/4 width; ANN 20 epochs of the VGG16 recipe
-#                (diet_np/recipes.py: Adam AMSGrad 1e-4), conversion x0.7, DIET 3 epochs
-#                at 1e-4 (the paper's DIET settings; far fewer epochs than its 100-150).
+#                (diet_np/recipes.py: Adam AMSGrad 1e-4), the threshold factor chosen
+#                from 0.7, 0.5, 0.3 at T = 5 on 2,000 training images
+#                (benchmarks/pick_scale.py), DIET 3 epochs at 1e-4 (the paper's DIET
+#                settings; far fewer epochs than its 100-150).
 # Every stage is resumable: run the script again after a stop and finished stages are
 # skipped, an interrupted training run continues from its last epoch (--resume).
 # Keep RUN_DIR outside the checkout.  Data: $DIET_NP_DATA (the shared 20,000-image copy).
@@ -15,7 +17,7 @@ case "$arch" in
   vgg5)     ann="--epochs 40 --optimizer adam --lr 1e-3 --weight-decay 0 --schedule cosine --dropout 0.1 0.2"
             scale=0.6; images=256; diet_lr=1e-3; diet_epochs=5 ;;
   vgg16_w4) ann="--epochs 20"
-            scale=0.7; images=512; diet_lr=1e-4; diet_epochs=3 ;;
+            scale=pick; images=512; diet_lr=1e-4; diet_epochs=3 ;;
   *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5 or vgg16_w4)" >&2; exit 2 ;;
 esac
 mkdir -p "$out"
@@ -37,15 +39,20 @@ stage ann-test diet-np evaluate --quiet --checkpoint "$out/ann/checkpoint.npz"
 # Training runs test on the first 2,000 test images each epoch (the deep net at T = 5 would
 # spend a third of its time there); every figure of the table comes from the stages that
 # test on all 10,000, except converted T = 100 (first 2,000).
-# T_find 100 on $images training images, thresholds x$scale, tested at T = 5
-stage convert diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" --find-steps 100 \
-  --images "$images" --scale "$scale" --timesteps 5 --test-images 2000 \
-  --out "$out/converted.npz" --overwrite
-stage convert-test diet-np evaluate --quiet --checkpoint "$out/converted.npz" --timesteps 5
-# unscaled thresholds at T = 100, on the first 2,000 test images
+# The threshold search: T_find 100 on $images training images.  Unscaled thresholds,
+# tested at T = 100 on the first 2,000 test images; then x$scale for T = 5.
 stage convert-T100 diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" \
   --find-steps 100 --images "$images" --scale 1.0 --timesteps 100 --test-images 2000 \
   --out "$out/converted_T100.npz" --overwrite
+if [ "$scale" = pick ]; then
+  stage convert python benchmarks/pick_scale.py "$out/converted_T100.npz" "$out/converted.npz" \
+    --scales 0.7 0.5 0.3 --timesteps 5 --images 2000
+else
+  stage convert diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" --find-steps 100 \
+    --images "$images" --scale "$scale" --timesteps 5 --test-images 2000 \
+    --out "$out/converted.npz" --overwrite
+fi
+stage convert-test diet-np evaluate --quiet --checkpoint "$out/converted.npz" --timesteps 5
 stage diet diet-np finetune --quiet --checkpoint "$out/converted.npz" --timesteps 5 \
   --epochs "$diet_epochs" --lr "$diet_lr" --test-images 2000 --out "$out/diet" $(resume "$out/diet")
 # accuracy, spike rates and energy of the DIET-SNN on all 10,000 test images

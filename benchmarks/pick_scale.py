@@ -1,0 +1,66 @@
+"""Step 3 of the conversion with the factor chosen by measurement: scale the thresholds of
+a converted SNN (searched at scale 1) by each candidate, test each at T on training
+images, and write the best as a new converted SNN.
+
+    python benchmarks/pick_scale.py RUN/converted_T100.npz RUN/converted.npz \
+        --scales 0.7 0.5 0.3 --timesteps 5 --images 2000
+
+The choice is made on the first ``--images`` training images (no augmentation), never
+on test images.  A deep net converted with too high a factor can leave its last layers
+silent at T = 5, and DIET's gradients cannot reach a layer whose potentials never
+come near its threshold: the scale is where that is avoided.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from diet_np.conversion import scale_thresholds
+from diet_np.engine import apply_process_settings
+from diet_np.metrics import network_spike_rate
+from diet_np.outputs import check_output_file
+from diet_np.pipeline import load_model, save_model, use_model_normalisation, load_data
+from diet_np.training import evaluate
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("source", help="a converted SNN whose thresholds are unscaled (--scale 1.0)")
+    p.add_argument("out", help="the converted SNN to write, thresholds x the best factor")
+    p.add_argument("--scales", type=float, nargs="+", default=[0.7, 0.5, 0.3])
+    p.add_argument("--timesteps", type=int, default=5)
+    p.add_argument("--images", type=int, default=2000, help="training images to choose on")
+    args = p.parse_args(argv)
+    apply_process_settings()
+    check_output_file(args.out, overwrite=False, inputs=[args.source])
+    net, unscaled, model = load_model(args.source, np, expect_kind=("snn",))
+    if model.origin.get("scale") != 1.0:
+        raise SystemExit(f"{args.source}: its thresholds are scaled by "
+                         f"{model.origin.get('scale')}; pass one converted with --scale 1.0")
+    data = model.data
+    dataset = load_data(data["name"], n_train=data["n_train"], n_test=data["n_test"],
+                        seed=data["seed"] or 0, show_progress=False)
+    use_model_normalisation(dataset, model)
+    x, y = dataset.x_train[:args.images], dataset.y_train[:args.images]
+    results = {}
+    for scale in args.scales:
+        params = {k: v.copy() for k, v in unscaled.items()}
+        scale_thresholds(params, scale)
+        ev = evaluate(net, params, x, y, dataset, T=args.timesteps, mode="snn", xp=np,
+                      show_progress=False)
+        silent = [n for n, r in ev.spike_rates.items() if r == 0.0]
+        results[scale] = (ev.accuracy, params)
+        print(f"scale {scale}: accuracy {ev.accuracy:.4f} on {len(x)} training images at "
+              f"T={args.timesteps}, network spike rate {network_spike_rate(net, ev.spike_rates)[0]:.3f}"
+              + (f", silent layers {', '.join(silent)}" if silent else ""), flush=True)
+    best = max(results, key=lambda s: results[s][0])
+    origin = dict(model.origin, scale=best, scale_chosen_from={
+        str(s): a for s, (a, _) in results.items()}, scale_chosen_on=f"{len(x)} training images")
+    save_model(args.out, results[best][1], arch=model.arch, kind="snn", T=args.timesteps,
+               data=data, origin=origin)
+    print(f"best scale {best}: written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
