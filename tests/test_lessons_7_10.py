@@ -14,6 +14,7 @@ from conftest import LESSONS, check_percent_notebook, lesson_runner
 
 from diet_np.backend import gpu_available
 from diet_np.data import data_dir
+from diet_np.training import PARAM_KINDS
 
 FILES = {7: "07_conversion.py", 8: "08_diet_finetuning.py", 9: "09_gpu.py",
          10: "10_vgg16_cifar.py"}
@@ -68,25 +69,58 @@ def test_lesson_07_conversion(run_lesson):
 
 def test_lesson_08_diet_finetuning(run_lesson):
     g = run_lesson(8)
-    before, after = g["before"], g["after"]
+    net, before, after, runs, start = g["net"], g["before"], g["after"], g["runs"], g["start"]
+    neuron_keys = [k for k in start if k.endswith((".leak", ".threshold"))]
     # the claim: DIET at T=5 beats the best converted SNN at T=5
     assert g["T"] == 5 and g["diet_cfg"].T == 5
     assert before.accuracy == max(ev.accuracy for _, ev in g["converted"].values())
     assert after.accuracy > before.accuracy
     cfg = g["diet_cfg"]
     assert cfg.optimizer == "adam" and cfg.amsgrad and cfg.weight_decay == 0.0
-    # leaks and thresholds trained, logged each epoch, leak clamped to [0, 1]
-    log = g["log"]
-    assert [r["epoch"] for r in log] == list(range(1, g["diet_epochs"] + 1))
-    assert all(set(r["leaks"]) == set(r["thresholds"]) == set(g["net"].neurons) for r in log)
-    assert any(g["threshold_moved"].values())
-    assert all(0.0 <= leak <= 1.0 for r in log for leak in r["leaks"].values())
+    # one normalisation throughout: the full training set's, which the ANN was trained with
+    assert len(g["diet_data"].x_train) == g["diet_images"] < len(g["data"].x_train)
+    assert np.array_equal(g["diet_data"].mean, g["data"].mean)
+    assert np.array_equal(g["diet_data"].std, g["data"].std)
+    # three runs from the same start, same seed, epochs and rate; only learn/factor differ
+    assert list(runs) == ["weights only", "DIET", "DIET, neuron lr x10"]
+    cfgs = {name: run["cfg"] for name, run in runs.items()}
+    assert cfgs["weights only"].learn == ("weight",)
+    assert cfgs["DIET"].learn == cfgs["DIET, neuron lr x10"].learn == PARAM_KINDS
+    assert [c.neuron_lr_factor for c in cfgs.values()] == [1.0, 1.0, 10.0]
+    assert len({(c.seed, c.epochs, c.lr, c.batch_size) for c in cfgs.values()}) == 1
+    assert runs["DIET"]["eval"] is after
+    assert all(0.0 <= float(start[k]) <= 1.0 for k in start if k.endswith(".leak"))
+    for run in runs.values():
+        log = run["log"]
+        assert [r["epoch"] for r in log] == list(range(1, g["diet_epochs"] + 1))
+        assert all(set(r["leaks"]) == set(r["thresholds"]) == set(net.neurons) for r in log)
+        assert all(0.0 <= leak <= 1.0 for r in log for leak in r["leaks"].values())
+        # the last logged epoch is the final evaluation: same images, same normalisation
+        assert log[-1]["test_acc"] == run["eval"].accuracy
+        assert all(0 < r <= 5 for r in run["eval"].spike_rates.values())
+    # the control: weights only leaves every leak and threshold exactly as converted
+    assert all(np.array_equal(runs["weights only"]["params"][k], start[k]) for k in neuron_keys)
+    assert any(not np.array_equal(runs["weights only"]["params"][k], start[k])
+               for k in start if k.endswith(".weight"))
+    # DIET moves the thresholds; the larger neuron rate moves the leak at least as far
+    assert any(not np.array_equal(runs["DIET"]["params"][k], start[k])
+               for k in neuron_keys if k.endswith(".threshold"))
+    assert runs["DIET"]["threshold_change"] > 0
+    assert runs["DIET, neuron lr x10"]["leak_change"] >= runs["DIET"]["leak_change"]
+    # the mechanism: converted leaks start at exactly 1, and no leak moves more than N * lr
+    assert all(float(start[k]) == 1.0 for k in neuron_keys if k.endswith(".leak"))
+    steps = g["steps_per_epoch"] * g["diet_epochs"]
+    for name in ("DIET", "DIET, neuron lr x10"):
+        run = runs[name]
+        assert run["bound"] <= steps * g["lr"] * run["cfg"].neuron_lr_factor + 1e-12
+        assert run["leak_change"] <= run["bound"]
+        assert 0.0 <= run["at_one"] <= 1.0
     # spike rates and energy are measured and consistent with the tables
-    assert set(after.spike_rates) == set(g["net"].neurons)
-    assert all(0 < r <= 5 for r in after.spike_rates.values())
+    assert set(after.spike_rates) == set(net.neurons)
     assert g["energy_ratio"] > 1.0
     assert g["energy_ratio"] == pytest.approx(g["totals"]["DIET, T = 5"]["ratio"])
     assert g["energy_ratio"] < g["ceiling"]
+    assert g["totals"][g["long_key"]]["snn_joules"] > g["totals"]["DIET, T = 5"]["snn_joules"]
     if 7 in _results:                                     # lesson 8 reused lesson 7's ANN
         assert g["RECIPE"] == _results[7]["RECIPE"]
         assert g["ann_accuracy"] == _results[7]["ann_accuracy"]
