@@ -35,7 +35,7 @@ resume() { [ -f "$1/checkpoint.npz" ] && echo --resume || true; }
 stage ann diet-np train-ann --quiet --dataset cifar10 --arch "$arch" $ann --test-images 2000 \
   --out "$out/ann" \
   $(resume "$out/ann")
-stage ann-test diet-np evaluate --quiet --checkpoint "$out/ann/checkpoint.npz"
+stage ann-test diet-np evaluate --quiet --checkpoint "$out/ann/checkpoint.npz" --n-test 10000
 # Training runs test on the first 2,000 test images each epoch (the deep net at T = 5 would
 # spend a third of its time there); every figure of the table comes from the stages that
 # test on all 10,000, except converted T = 100 (first 2,000).
@@ -52,9 +52,11 @@ else
     --images "$images" --scale "$scale" --timesteps 5 --test-images 2000 \
     --out "$out/converted.npz" --overwrite
 fi
-stage convert-test diet-np evaluate --quiet --checkpoint "$out/converted.npz" --timesteps 5
+stage convert-test diet-np evaluate --quiet --checkpoint "$out/converted.npz" --timesteps 5 \
+  --n-test 10000
 stage diet diet-np finetune --quiet --checkpoint "$out/converted.npz" --timesteps 5 \
   --epochs "$diet_epochs" --lr "$diet_lr" --test-images 2000 --out "$out/diet" $(resume "$out/diet")
 # accuracy, spike rates and energy of the DIET-SNN on all 10,000 test images
-stage energy diet-np energy --quiet --checkpoint "$out/diet/checkpoint.npz" --timesteps 5
+stage energy diet-np energy --quiet --checkpoint "$out/diet/checkpoint.npz" --timesteps 5 \
+  --n-test 10000
 echo "== $(date -u +%FT%TZ) done"

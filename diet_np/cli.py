@@ -328,6 +328,7 @@ def _data(args, recorded=None, *, source=""):
     print(f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test "
           f"images" + (f" ({dataset.note})" if dataset.note else ""))
     if getattr(args, "test_images", None) and args.test_images < len(dataset.x_test):
+        dataset.test_of = len(dataset.x_test)      # a model still records the whole test set
         dataset.x_test = dataset.x_test[:args.test_images]
         dataset.y_test = dataset.y_test[:args.test_images]
         print(f"evaluating on the first {args.test_images} test images only")

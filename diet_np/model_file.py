@@ -75,7 +75,7 @@ def data_record(dataset) -> dict:
     """What a model records of its training data: the data set, its subset
     (image counts, generator seed), class count, input shape, normalisation."""
     return {"name": dataset.name, "n_train": int(len(dataset.x_train)),
-            "n_test": int(len(dataset.x_test)), "seed": dataset.seed,
+            "n_test": int(dataset.test_of or len(dataset.x_test)), "seed": dataset.seed,
             "num_classes": int(dataset.num_classes),
             "input_shape": [int(s) for s in dataset.x_train.shape[1:]],
             "mean": [float(v) for v in dataset.mean], "std": [float(v) for v in dataset.std],

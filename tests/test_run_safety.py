@@ -417,3 +417,14 @@ def test_a_vgg16_depth_run_killed_at_random_resumes_bit_identically(stage, tmp_p
     assert resumed.epoch == 4 and untimed[0] == untimed[1]
     log = RunLog(tmp_path / "killed" / "log.jsonl").read()
     assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+
+
+def test_test_images_evaluates_a_subset_but_the_model_records_the_whole_test_set(tmp_path):
+    """--test-images shortens each epoch's test; later commands still default to every
+    test image the data set has."""
+    out = tmp_path / "ann"
+    assert cli.main(["train-ann", "--n-train", "40", "--n-test", "30", "--test-images", "10",
+                     "--batch-size", "20", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    model = read_model(str(out / "checkpoint.npz"))
+    acc = model.history[0]["test_acc"]                 # measured on 10 images
+    assert model.data["n_test"] == 30 and abs(acc * 10 - round(acc * 10)) < 1e-9

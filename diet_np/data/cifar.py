@@ -118,7 +118,9 @@ class Dataset:
     ``x_train``/``x_test``: uint8 (N, 3, 32, 32); ``y_train``/``y_test``: int64 (N,);
     ``mean``/``std``: per-channel float32 in [0, 1] units from the training images;
     ``note``: where the data came from and anything partial about it;
-    ``seed``: the generator seed of a synthetic set (None for CIFAR).
+    ``seed``: the generator seed of a synthetic set (None for CIFAR);
+    ``test_of``: when ``x_test`` is the first images of a larger test set (the CLI's
+    ``--test-images``), that set's size, which a model records as its test set.
     """
 
     name: str
@@ -132,6 +134,7 @@ class Dataset:
     std: np.ndarray
     note: str = ""
     seed: int | None = None
+    test_of: int | None = None
 
     @classmethod
     def from_arrays(cls, name, x_train, y_train, x_test, y_test, class_names, note="",
