@@ -80,8 +80,8 @@ def finetune(args, dataset, net, params, name, **overrides):
     """DIET fine-tuning of a copy of ``params`` into DIR/name; returns the result row."""
     params = {k: v.copy() for k, v in params.items()}
     start = {k: float(v) for k, v in params.items() if v.ndim == 0}
-    cfg = diet_config(epochs=args.epochs, lr=args.lr, batch_size=32, augment=False,
-                      **overrides)
+    cfg = diet_config(**{"epochs": args.epochs, "lr": args.lr, "batch_size": 32,
+                         "augment": False, **overrides})
     fit(net, params, dataset, cfg, os.path.join(args.out, name), arch=args.arch_name, xp=np,
         resume=True, finished="load", show_progress=False)
     row = measure(net, params, dataset, cfg.T, cfg.encoding)
