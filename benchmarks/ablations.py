@@ -102,8 +102,10 @@ def measure(net, params, dataset, T, encoding):
 
 
 def spread(values):
-    """'mean +- sd (min-max)' of a list of accuracies, in percent."""
+    """'mean +- sd (min-max)' of a list of accuracies, in percent (one run: its value)."""
     v = [100 * x for x in values]
+    if len(v) == 1:
+        return f"{v[0]:.1f} (one seed)"
     sd = statistics.stdev(v) if len(v) > 1 else 0.0
     return f"{statistics.mean(v):.1f} +- {sd:.1f} ({min(v):.1f}-{max(v):.1f})"
 
