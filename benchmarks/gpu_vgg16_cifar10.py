@@ -17,10 +17,10 @@ process's, up to its data being loaded):
 * DIET epoch: steps x the measured DIET step (T = 5) + test images x 5 ``e``;
 * threshold search: ``find_steps x images x e`` times the sum over the spiking
   layers of the share of the network's FLOPs up to that layer (the search runs
-  the network up to each layer in turn), twice (the scaled and the unscaled
-  conversion);
+  the network up to each layer in turn);
+* the factor's choice (``benchmarks/pick_scale.py``): scales x pick images x 5 ``e``;
 * evaluations (the ANN; T = 5 three times; T = 100 on at most 5% of the budget):
-  images x T x ``e`` each; every one of the 7 commands adds ``s``.
+  images x T x ``e`` each; every one of the 8 commands adds ``s``.
 
 The training stages get what is left of ``margin x budget``: the ANN ``ann_share``
 of it (it limits what DIET can reach), DIET the rest.
@@ -49,7 +49,7 @@ from diet_np.recipes import ann_init, ann_recipe, training_batches  # noqa: E402
 from diet_np.training import (Evaluation, ann_config, diet_config, evaluate,  # noqa: E402
                               run_optimizer, train_step)
 
-COMMANDS = 7          # train-ann, evaluate, convert, convert (long T), finetune, evaluate, energy
+COMMANDS = 8    # train-ann, evaluate, convert (long T), pick_scale, evaluate, finetune, evaluate, energy
 T = 5
 
 
@@ -114,9 +114,11 @@ def plan(args) -> dict:
 
     budget = args.budget * args.margin - (time.perf_counter() - STARTED)
     long_images = int(min(args.long_test_images, n_test, 0.05 * budget / (args.long_T * e)))
+    pick_images = min(args.pick_images, n_max)
     fixed = {
         "startup of the commands": COMMANDS * startup,
-        "threshold searches (2)": 2 * search_layers(net) * args.find_steps * args.images * e,
+        "threshold search": search_layers(net) * args.find_steps * args.images * e,
+        f"the factor's choice ({len(args.scales)} scales)": len(args.scales) * pick_images * T * e,
         "evaluations at T=5 (3) and of the ANN": n_test * e * (3 * T + 1),
         f"converted SNN at T={args.long_T} ({long_images} images)": long_images * args.long_T * e,
     }
@@ -132,7 +134,8 @@ def plan(args) -> dict:
     diet_epochs = max(1, min(args.max_diet_epochs,
                              int((left - ann_epochs * ann_epoch(n_train)) / diet_epoch(n_train))))
     chosen = {"n_train": n_train, "n_test": n_test, "epoch_test_images": epoch_test,
-              "ann_epochs": ann_epochs, "diet_epochs": diet_epochs, "long_images": long_images}
+              "ann_epochs": ann_epochs, "diet_epochs": diet_epochs, "long_images": long_images,
+              "pick_images": pick_images}
     estimate = {**fixed, f"ANN training ({ann_epochs} epochs)": ann_epochs * ann_epoch(n_train),
                 f"DIET training ({diet_epochs} epochs)": diet_epochs * diet_epoch(n_train)}
     timings = {"command startup": startup, "ANN step": t_ann, "DIET step (T=5)": t_diet,
@@ -173,6 +176,12 @@ def _converted(text):
     return float(found[-1][1]) if found else None
 
 
+def _picked(text):
+    """The factor pick_scale chose and its lines of measurements, or (None, [])."""
+    found = re.findall(r"best scale ([\d.]+)", text)
+    return (float(found[-1]) if found else None), re.findall(r"^scale .*$", text, re.M)
+
+
 def _cell(value):
     return "not reached" if value is None else f"{value:.4f}"
 
@@ -186,24 +195,28 @@ def report(args) -> dict:
     chosen = json.loads((run / "plan.json").read_text())
     stages = [line.split("\t") for line in (run / "stages.tsv").read_text().splitlines()]
     ann, diet = _evaluation(_read(run, "ann-test")), _evaluation(_read(run, "diet-test"))
-    short, long = _converted(_read(run, "convert")), _converted(_read(run, "convert-T100"))
+    short, long = _evaluation(_read(run, "convert-test")), _converted(_read(run, "convert-T100"))
+    scale, measured = _picked(_read(run, "pick"))
     net = build_network(chosen["arch"], 10)
     n_test, n_long = chosen["n_test"], chosen["long_images"]
     rows = [(f"ANN ({chosen['ann_epochs']} epochs)", 1, n_test, _accuracy(ann)),
-            (f"converted SNN, thresholds x{args.scale}", T, n_test, short),
+            (f"converted SNN, thresholds x{scale}", T, n_test, _accuracy(short)),
             ("converted SNN, unscaled thresholds", 100, n_long, long),
             (f"DIET-SNN ({chosen['diet_epochs']} epochs)", T, n_test, _accuracy(diet))]
     lines = [f"## {chosen['arch']} on CIFAR-10 ({chosen['n_train']} training images), "
              f"{chosen['device']}", "", "machine: " + (run / "machine.txt").read_text().strip(), "",
              "| stage | T | test images | test accuracy |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {t} | {n} | {_cell(acc)} |" for name, t, n, acc in rows]
+    if measured:
+        lines += ["", f"The threshold factor, chosen on {chosen['pick_images']} training images "
+                      "(benchmarks/pick_scale.py):", ""] + [f"- {m}" for m in measured]
     failed = [(name, rc) for name, _, rc in stages if rc != "0"]
     for name, rc in failed:
         last = [l for l in _read(run, name).splitlines() if l.strip()][-1:] or ["(no output)"]
         lines += ["", f"**stage {name} stopped (exit status {rc}):** {last[0]}"]
     summary = {"plan": chosen, "stages_s": {name: int(s) for name, s, _ in stages},
                "failed": dict(failed), "ann_accuracy": _accuracy(ann),
-               "converted_accuracy": short, "long_T_accuracy": long,
+               "scale": scale, "converted_accuracy": _accuracy(short), "long_T_accuracy": long,
                "diet": diet}
     if diet is not None:
         fields = {k: diet[k] for k in ("accuracy", "loss", "images", "T", "mode", "spike_rates")}
@@ -240,6 +253,10 @@ def main(argv=None):
                    help="test images of each training epoch's test")
     a.add_argument("--images", type=int, default=512, help="images of the threshold search")
     a.add_argument("--find-steps", type=int, default=100)
+    a.add_argument("--scales", type=float, nargs="+", default=[0.7, 0.5, 0.3],
+                   help="the threshold factors pick_scale.py will test")
+    a.add_argument("--pick-images", type=int, default=2000,
+                   help="training images pick_scale.py tests each factor on")
     a.add_argument("--long-T", type=int, default=100)
     a.add_argument("--long-test-images", type=int, default=2000, help="at most this many")
     a.add_argument("--ann-share", type=float, default=0.67)
@@ -251,7 +268,6 @@ def main(argv=None):
     b = sub.add_parser("report", help="summary.md and summary.json from the stages' outputs")
     b.add_argument("--run", required=True)
     b.add_argument("--out", required=True)
-    b.add_argument("--scale", type=float, required=True, help="the conversion's threshold scale")
     args = p.parse_args(argv)
     if args.command == "report":
         report(args)

@@ -8,8 +8,9 @@
 # are chosen from those timings to fit BUDGET_S seconds (default 480; see
 # benchmarks/gpu_vgg16_cifar10.py).  Then the stages of benchmarks/cpu_cifar10.sh with
 # --device gpu: train-ann (VGG16 recipe), evaluate, convert (T_find 100 on 512 images,
-# thresholds x$SCALE, default 0.7, T = 5), convert (unscaled, T = 100), finetune (T = 5,
-# lr 1e-4), evaluate, energy.  A stage that stops (a network at chance level, say) ends the
+# unscaled, tested at T = 100), benchmarks/pick_scale.py (the threshold factor of SCALES,
+# default 0.7 0.5 0.3, best at T = 5 on PICK_IMAGES training images, default 2000),
+# evaluate (T = 5), finetune (T = 5, lr DIET_LR, default 1e-4), evaluate, energy.  A stage that stops (a network at chance level, say) ends the
 # pipeline, and the summary names it.  $OUT gets summary.md (the table), summary.json, both
 # runs' log.jsonl and curves.png, and output.txt (7 files: `run` returns at most 8);
 # checkpoints stay in RUN_DIR (default: a new folder in /tmp), too big to return.
@@ -20,15 +21,18 @@
 set -u
 OUT=${OUT:-gpu-results}
 GPU_DATA=${GPU_DATA:-.gpu_data}
-# the settings of each mode: images of the threshold search, and the image counts the plan
-# may use at most (training, test, each epoch's test, the T = 100 test).  TINY's are x0.5: at
-# x0.7 the little vgg16_w8 (24 epochs on 1,000 images) left conv13-fc2 silent at T = 5, and
-# DIET cannot start from a silent layer (its loss stayed ln 10); at x0.5 they fired 0.7-0.8.
+# the settings of each mode: images of the threshold search and of the factor's choice, and
+# the image counts the plan may use at most (training, test, each epoch's test, the T = 100
+# test).  The factor is measured, not fixed: at x0.7 the little vgg16_w8 (24 epochs on 1,000
+# images) left conv13-fc2 silent at T = 5, and the CPU's vgg16_w4 gave one class to every
+# image; DIET cannot start from a silent layer.
+scales=${SCALES:-0.7 0.5 0.3}
+diet_lr=${DIET_LR:-1e-4}
 if [ "${TINY:-0}" = 1 ]; then
-    arch=vgg16_w8 device=cpu budget=${BUDGET_S:-150} images=16 scale=${SCALE:-0.5}
+    arch=vgg16_w8 device=cpu budget=${BUDGET_S:-150} images=16 pick_images=${PICK_IMAGES:-500}
     limits="--n-train 1000 --n-test 500 --epoch-test-images 500 --long-test-images 100"
 else
-    arch=vgg16 device=gpu budget=${BUDGET_S:-480} images=512 scale=${SCALE:-0.7}
+    arch=vgg16 device=gpu budget=${BUDGET_S:-480} images=512 pick_images=${PICK_IMAGES:-2000}
     limits="--epoch-test-images 2000 --long-test-images 2000"
 fi
 run=${RUN_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/diet_np_vgg16.XXXXXX")}
@@ -73,18 +77,21 @@ pipeline() {
     stage unpack python3 benchmarks/pack_cifar.py unpack --pack "$GPU_DATA" --data "$data" &&
     stage plan python3 benchmarks/gpu_vgg16_cifar10.py plan --arch "$arch" --device "$device" \
         --budget $((budget - ($(date +%s) - started))) --images "$images" $limits \
+        --scales $scales --pick-images "$pick_images" \
         --write "$run/plan.sh" --json "$run/plan.json" &&
     . "$run/plan.sh" &&
     stage ann $dn train-ann $on --dataset cifar10 --arch "$arch" --n-train "$n_train" \
         --epochs "$ann_epochs" --test-images "$epoch_test_images" --out "$run/ann" &&
     stage ann-test $dn evaluate $on --checkpoint "$run/ann/checkpoint.npz" --n-test "$n_test" &&
-    stage convert $dn convert $on --checkpoint "$run/ann/checkpoint.npz" --n-test "$n_test" \
-        --find-steps 100 --images "$images" --scale "$scale" --timesteps 5 --out "$run/converted.npz" &&
     stage convert-T100 $dn convert $on --checkpoint "$run/ann/checkpoint.npz" --n-test "$n_test" \
         --find-steps 100 --images "$images" --scale 1.0 --timesteps 100 \
         --test-images "$long_images" --out "$run/converted_T100.npz" &&
+    stage pick python3 benchmarks/pick_scale.py "$run/converted_T100.npz" "$run/converted.npz" \
+        --device "$device" --scales $scales --timesteps 5 --images "$pick_images" &&
+    stage convert-test $dn evaluate $on --checkpoint "$run/converted.npz" --n-test "$n_test" \
+        --timesteps 5 &&
     stage diet $dn finetune $on --checkpoint "$run/converted.npz" --timesteps 5 \
-        --epochs "$diet_epochs" --lr 1e-4 --test-images "$epoch_test_images" --out "$run/diet" &&
+        --epochs "$diet_epochs" --lr "$diet_lr" --test-images "$epoch_test_images" --out "$run/diet" &&
     stage diet-test $dn evaluate $on --checkpoint "$run/diet/checkpoint.npz" --n-test "$n_test" \
         --timesteps 5 &&
     stage energy $dn energy $on --checkpoint "$run/diet/checkpoint.npz" --n-test "$n_test" \
@@ -100,8 +107,7 @@ main() {
         [ -f "$run/$part/log.jsonl" ] && cp "$run/$part/log.jsonl" "$OUT/${part}_log.jsonl"
         [ -f "$run/$part/curves.png" ] && cp "$run/$part/curves.png" "$OUT/${part}_curves.png"
     done
-    [ -f "$run/plan.json" ] && python3 benchmarks/gpu_vgg16_cifar10.py report --run "$run" --out "$OUT" \
-        --scale "$scale"
+    [ -f "$run/plan.json" ] && python3 benchmarks/gpu_vgg16_cifar10.py report --run "$run" --out "$OUT"
     echo "== $(date -u +%T) done in $(($(date +%s) - started)) s, exit status $status"
     return "$status"
 }

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
+from diet_np.backend import get_xp
 from diet_np.conversion import scale_thresholds
 from diet_np.engine import apply_process_settings
 from diet_np.metrics import network_spike_rate
@@ -31,10 +30,12 @@ def main(argv=None):
     p.add_argument("--scales", type=float, nargs="+", default=[0.7, 0.5, 0.3])
     p.add_argument("--timesteps", type=int, default=5)
     p.add_argument("--images", type=int, default=2000, help="training images to choose on")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     args = p.parse_args(argv)
     apply_process_settings()
     check_output_file(args.out, overwrite=False, inputs=[args.source])
-    net, unscaled, model = load_model(args.source, np, expect_kind=("snn",))
+    xp = get_xp(args.device)
+    net, unscaled, model = load_model(args.source, xp, expect_kind=("snn",))
     if model.origin.get("scale") != 1.0:
         raise SystemExit(f"{args.source}: its thresholds are scaled by "
                          f"{model.origin.get('scale')}; pass one converted with --scale 1.0")
@@ -47,7 +48,7 @@ def main(argv=None):
     for scale in args.scales:
         params = {k: v.copy() for k, v in unscaled.items()}
         scale_thresholds(params, scale)
-        ev = evaluate(net, params, x, y, dataset, T=args.timesteps, mode="snn", xp=np,
+        ev = evaluate(net, params, x, y, dataset, T=args.timesteps, mode="snn", xp=xp,
                       show_progress=False)
         silent = [n for n, r in ev.spike_rates.items() if r == 0.0]
         results[scale] = (ev.accuracy, params)

@@ -138,7 +138,9 @@ def test_the_gpu_script_runs_end_to_end_in_tiny_mode(tmp_path):
     assert returned == ["ann_curves.png", "ann_log.jsonl", "diet_curves.png", "diet_log.jsonl",
                         "output.txt", "summary.json", "summary.md"]   # the run tool returns 8
     summary = (out / "summary.md").read_text()
-    for row in ("| ANN (", "| converted SNN, thresholds x0.5 | 5 | 500 |",
-                "| converted SNN, unscaled thresholds | 100 |", "| DIET-SNN ("):
+    for row in ("| ANN (", "| converted SNN, unscaled thresholds | 100 |", "| DIET-SNN (",
+                "chosen on 500 training images", "- scale 0.7: accuracy", "- scale 0.3: accuracy"):
         assert row in summary
+    picked = float(summary.split("| converted SNN, thresholds x")[1].split(" |")[0])
+    assert picked in (0.7, 0.5, 0.3) and f"best scale {picked}" in done.stdout
     assert "not reached" not in summary and "E_ANN / E_SNN" in summary
