@@ -4,7 +4,7 @@
 # ARCH vgg5:     ANN 40 epochs (Adam 1e-3, cosine), conversion x0.6, DIET 5 epochs at 1e-3.
 # ARCH vgg16_w4: VGG16's 16 layers at 1/4 width; ANN 20 epochs of the VGG16 recipe
 #                (diet_np/recipes.py: Adam AMSGrad 1e-4), the threshold factor chosen
-#                from 0.7, 0.5, 0.3 at T = 5 on 2,000 training images
+#                from 0.7 to 0.3 in steps of 0.05 at T = 5 on 2,000 training images
 #                (benchmarks/pick_scale.py), DIET 3 epochs at 1e-4 (the paper's DIET
 #                settings; far fewer epochs than its 100-150).
 # Every stage is resumable: run the script again after a stop and finished stages are
@@ -46,7 +46,7 @@ stage convert-T100 diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz
   --out "$out/converted_T100.npz" --overwrite
 if [ "$scale" = pick ]; then
   stage convert python benchmarks/pick_scale.py "$out/converted_T100.npz" "$out/converted.npz" \
-    --scales 0.7 0.5 0.3 --timesteps 5 --images 2000
+    --timesteps 5 --images 2000
 else
   stage convert diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" --find-steps 100 \
     --images "$images" --scale "$scale" --timesteps 5 --test-images 2000 \

@@ -48,6 +48,7 @@ from diet_np.pipeline import load_data, report as snn_report  # noqa: E402
 from diet_np.recipes import ann_init, ann_recipe, training_batches  # noqa: E402
 from diet_np.training import (Evaluation, ann_config, diet_config, evaluate,  # noqa: E402
                               run_optimizer, train_step)
+from pick_scale import SCALES  # noqa: E402  (this folder)
 
 COMMANDS = 8    # train-ann, evaluate, convert (long T), pick_scale, evaluate, finetune, evaluate, energy
 T = 5
@@ -253,7 +254,7 @@ def main(argv=None):
                    help="test images of each training epoch's test")
     a.add_argument("--images", type=int, default=512, help="images of the threshold search")
     a.add_argument("--find-steps", type=int, default=100)
-    a.add_argument("--scales", type=float, nargs="+", default=[0.7, 0.5, 0.3],
+    a.add_argument("--scales", type=float, nargs="+", default=list(SCALES),
                    help="the threshold factors pick_scale.py will test")
     a.add_argument("--pick-images", type=int, default=2000,
                    help="training images pick_scale.py tests each factor on")

@@ -9,7 +9,8 @@
 # benchmarks/gpu_vgg16_cifar10.py).  Then the stages of benchmarks/cpu_cifar10.sh with
 # --device gpu: train-ann (VGG16 recipe), evaluate, convert (T_find 100 on 512 images,
 # unscaled, tested at T = 100), benchmarks/pick_scale.py (the threshold factor of SCALES,
-# default 0.7 0.5 0.3, best at T = 5 on PICK_IMAGES training images, default 2000),
+# default pick_scale's 0.7 to 0.3 in steps of 0.05, best at T = 5 on PICK_IMAGES training
+# images, default 2000),
 # evaluate (T = 5), finetune (T = 5, lr DIET_LR, default 1e-4), evaluate, energy.  A stage that stops (a network at chance level, say) ends the
 # pipeline, and the summary names it.  $OUT gets summary.md (the table), summary.json, both
 # runs' log.jsonl and curves.png, and output.txt (7 files: `run` returns at most 8);
@@ -26,7 +27,7 @@ GPU_DATA=${GPU_DATA:-.gpu_data}
 # test).  The factor is measured, not fixed: at x0.7 the little vgg16_w8 (24 epochs on 1,000
 # images) left conv13-fc2 silent at T = 5, and the CPU's vgg16_w4 gave one class to every
 # image; DIET cannot start from a silent layer.
-scales=${SCALES:-0.7 0.5 0.3}
+scales=${SCALES:+--scales $SCALES}
 diet_lr=${DIET_LR:-1e-4}
 if [ "${TINY:-0}" = 1 ]; then
     arch=vgg16_w8 device=cpu budget=${BUDGET_S:-150} images=16 pick_images=${PICK_IMAGES:-500}
@@ -77,7 +78,7 @@ pipeline() {
     stage unpack python3 benchmarks/pack_cifar.py unpack --pack "$GPU_DATA" --data "$data" &&
     stage plan python3 benchmarks/gpu_vgg16_cifar10.py plan --arch "$arch" --device "$device" \
         --budget $((budget - ($(date +%s) - started))) --images "$images" $limits \
-        --scales $scales --pick-images "$pick_images" \
+        $scales --pick-images "$pick_images" \
         --write "$run/plan.sh" --json "$run/plan.json" &&
     . "$run/plan.sh" &&
     stage ann $dn train-ann $on --dataset cifar10 --arch "$arch" --n-train "$n_train" \
@@ -87,7 +88,7 @@ pipeline() {
         --find-steps 100 --images "$images" --scale 1.0 --timesteps 100 \
         --test-images "$long_images" --out "$run/converted_T100.npz" &&
     stage pick python3 benchmarks/pick_scale.py "$run/converted_T100.npz" "$run/converted.npz" \
-        --device "$device" --scales $scales --timesteps 5 --images "$pick_images" &&
+        --device "$device" $scales --timesteps 5 --images "$pick_images" &&
     stage convert-test $dn evaluate $on --checkpoint "$run/converted.npz" --n-test "$n_test" \
         --timesteps 5 &&
     stage diet $dn finetune $on --checkpoint "$run/converted.npz" --timesteps 5 \
