@@ -1,0 +1,64 @@
+"""DIET's learning rate chosen by measurement: fine-tune a copy of a converted SNN for
+one epoch at each candidate rate, on the first ``--images`` training images, and
+test each at T on the last ``--check`` training images (held out: never trained on).
+
+    python benchmarks/pick_lr.py RUN/converted.npz RUN/pick_lr --lrs 1e-3 3e-4 1e-4
+
+The paper fine-tunes at 1e-4 for 100-150 epochs; a CPU run affords a few, and the
+rate that learns fastest in one epoch is the one to spend them at.  Each run is the
+library's training loop (:func:`diet_np.training.fit`) in OUT/lr<value>, so a rerun
+reuses the runs that finished.  Prints a line per rate and the best; writes nothing else.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+from diet_np.backend import get_xp
+from diet_np.engine import apply_process_settings
+from diet_np.pipeline import load_data, load_model, use_model_normalisation
+from diet_np.training import diet_config, fit
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("source", help="a converted SNN")
+    p.add_argument("out", help="folder of the probe runs")
+    p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-4, 1e-4])
+    p.add_argument("--images", type=int, default=5000, help="training images of each run")
+    p.add_argument("--check", type=int, default=2000, help="held-out training images it is tested on")
+    p.add_argument("--timesteps", type=int, default=5)
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    args = p.parse_args(argv)
+    apply_process_settings()
+    xp = get_xp(args.device)
+    net, start, model = load_model(args.source, xp, expect_kind=("snn",))
+    data = model.data
+    full = load_data(data["name"], n_train=data["n_train"], n_test=data["n_test"],
+                     seed=data["seed"] or 0, show_progress=False)
+    if args.images + args.check > len(full.x_train):
+        raise SystemExit(f"--images {args.images} + --check {args.check} exceed the "
+                         f"{len(full.x_train)} training images of {args.source}")
+    use_model_normalisation(full, model)
+    probe = dataclasses.replace(
+        full, x_train=full.x_train[:args.images], y_train=full.y_train[:args.images],
+        x_test=full.x_train[-args.check:], y_test=full.y_train[-args.check:], test_of=None,
+        note=f"{full.note}; probe: first {args.images} training images, tested on the last "
+             f"{args.check}")
+    results = {}
+    for lr in args.lrs:
+        params = {k: v.copy() for k, v in start.items()}
+        cfg = diet_config(T=args.timesteps, epochs=1, lr=lr, encoding=net.encoding)
+        epoch = fit(net, params, probe, cfg, os.path.join(args.out, f"lr{lr:g}"), arch=model.arch,
+                    xp=xp, resume=True, finished="load", show_progress=False)[-1]
+        results[lr] = epoch["test_acc"]          # the run's test set: the held-out images
+        print(f"lr {lr:g}: training loss {epoch['train_loss']:.4f} over the epoch, accuracy "
+              f"{epoch['test_acc']:.4f} on {len(probe.x_test)} held-out training images at "
+              f"T={args.timesteps}", flush=True)
+    best = max(results, key=results.get)
+    print(f"best lr {best:g}")
+
+
+if __name__ == "__main__":
+    main()
