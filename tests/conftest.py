@@ -1,7 +1,9 @@
 """Shared helpers: small networks whose every layer spikes; running and checking lessons;
-killing a training run and resuming it."""
+killing a training run and resuming it; a learnable CIFAR-10 copy in the official layout."""
+import hashlib
 import importlib
 import os
+import pickle
 import re
 import runpy
 import signal
@@ -140,3 +142,38 @@ def kill_and_resume(command, out, timeout=300):
     subprocess.run([*command, "--out", str(out), "--resume"], check=True, env=env,
                    capture_output=True)
     return done, delay
+
+
+def colour_batch(rng, n, tag):
+    """A batch dict in the official layout whose class is the images' colour (learnable)."""
+    colours = np.random.default_rng(0).integers(40, 216, size=(10, 3))
+    y = rng.integers(0, 10, size=n)
+    x = colours[y][:, :, None, None] + rng.normal(0, 25, size=(n, 3, 32, 32))
+    return {b"batch_label": tag, b"labels": [int(v) for v in y],
+            b"data": np.clip(x, 0, 255).astype(np.uint8).reshape(n, 3072),
+            b"filenames": [b"%d.png" % i for i in range(n)]}
+
+
+def write_cifar(root, files):
+    """Pickle ``files`` ({name: (dict, protocol)}) into ``root/cifar-10-batches-py`` and
+    list them in ``root/SHA256SUMS``; return {name: the bytes written}."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    written = {name: pickle.dumps(obj, protocol=protocol) for name, (obj, protocol) in files.items()}
+    for name, raw in written.items():
+        (folder / name).write_bytes(raw)
+    (root / "SHA256SUMS").write_text("".join(
+        f"{hashlib.sha256(raw).hexdigest()}  cifar-10-batches-py/{name}\n"
+        for name, raw in written.items()))
+    return written
+
+
+def colour_cifar(root, n, seed=0):
+    """``root`` as a CIFAR-10 copy of two training batches and a test batch of ``n``
+    colour-coded images each (learnable in an epoch or two); returns the bytes written."""
+    rng = np.random.default_rng(seed)
+    return write_cifar(root, {
+        "data_batch_1": (colour_batch(rng, n, b"training batch 1 of 5"), 4),
+        "data_batch_2": (colour_batch(rng, n, b"training batch 2 of 5"), 4),
+        "test_batch": (colour_batch(rng, n, b"testing batch 1 of 1"), 4),
+        "batches.meta": ({b"label_names": [b"c%d" % i for i in range(10)]}, 2)})

@@ -4,7 +4,6 @@ benchmarks/gpu_vgg16_cifar10.sh in its TINY mode on the CPU."""
 import hashlib
 import lzma
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -14,34 +13,12 @@ import pytest
 
 from diet_np.data import DataError, load_cifar
 
+from conftest import colour_batch, colour_cifar, write_cifar
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import pack_cifar  # noqa: E402
 import pick_scale  # noqa: E402
-
-
-def colour_batch(rng, n, tag):
-    """A batch dict in the official layout whose class is the images' colour (learnable)."""
-    colours = np.random.default_rng(0).integers(40, 216, size=(10, 3))
-    y = rng.integers(0, 10, size=n)
-    x = colours[y][:, :, None, None] + rng.normal(0, 25, size=(n, 3, 32, 32))
-    return {b"batch_label": tag, b"labels": [int(v) for v in y],
-            b"data": np.clip(x, 0, 255).astype(np.uint8).reshape(n, 3072),
-            b"filenames": [b"%d.png" % i for i in range(n)]}
-
-
-def write_cifar(root, files):
-    """Pickle ``files`` ({name: (dict, protocol)}) into ``root/cifar-10-batches-py`` and
-    list them in ``root/SHA256SUMS``; return {name: the bytes written}."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    written = {name: pickle.dumps(obj, protocol=protocol) for name, (obj, protocol) in files.items()}
-    for name, raw in written.items():
-        (folder / name).write_bytes(raw)
-    (root / "SHA256SUMS").write_text("".join(
-        f"{hashlib.sha256(raw).hexdigest()}  cifar-10-batches-py/{name}\n"
-        for name, raw in written.items()))
-    return written
 
 
 def small_copy(root, n=40):
@@ -121,12 +98,7 @@ def test_pack_refuses_a_copy_that_disagrees_with_its_sums_and_an_existing_pack(t
 def test_the_gpu_script_runs_end_to_end_in_tiny_mode(tmp_path):
     """TINY=1: vgg16_w8 on the CPU through every stage (about 2.5 min), on a packed copy
     of colour-coded images (1,000 training, 500 test)."""
-    rng = np.random.default_rng(2)
-    write_cifar(tmp_path / "data", {
-        "data_batch_1": (colour_batch(rng, 500, b"training batch 1 of 5"), 4),
-        "data_batch_2": (colour_batch(rng, 500, b"training batch 2 of 5"), 4),
-        "test_batch": (colour_batch(rng, 500, b"testing batch 1 of 1"), 4),
-        "batches.meta": ({b"label_names": [b"c%d" % i for i in range(10)]}, 2)})
+    colour_cifar(tmp_path / "data", 500, seed=2)
     pack_cifar.pack(tmp_path / "data", tmp_path / "pack")
     out = tmp_path / "out"
     env = dict(os.environ, TINY="1", OUT=str(out), RUN_DIR=str(tmp_path / "run"),
