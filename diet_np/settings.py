@@ -7,7 +7,8 @@ ignores ``DIET_NP_CONV`` and ``DIET_NP_THREADS`` (see :mod:`diet_np.engine`).
 
 =====================  =========================================================
 ``DIET_NP_THREADS``    workers of the fast engine's CPU pool (default: the CPUs
-                       this process may run on)
+                       this process may run on); OpenBLAS runs one thread
+                       during the engine's passes, so this is its CPU count
 ``DIET_NP_CONV``       the fast engine's convolution algorithm: ``auto``
                        (default), ``im2col``, ``winograd`` or ``winograd-4x4``
 ``DIET_NP_FUSED_LIF``  ``0`` turns the fast engine's fused CUDA LIF kernels off

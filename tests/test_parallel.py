@@ -58,14 +58,17 @@ def test_workers_default_to_the_environment_outside_a_scope(monkeypatch):
         parallel.num_workers()
 
 
-def test_blas_threads_restored_after_a_pass():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_blas_threads_restored_after_a_pass(workers):
+    """One BLAS thread inside a pass whatever the pool's size (with one worker, BLAS
+    threads spun on a busy machine and slowed a step four times)."""
     lib = parallel.openblas()
     if lib is None:
         pytest.skip("NumPy is not linked to OpenBLAS here")
     before = lib.threads
     lib.set_threads(2)
     try:
-        with parallel.pool_scope(np, 2):
+        with parallel.pool_scope(np, workers):
             assert lib.threads == 1
             with parallel.single_threaded_blas():
                 assert lib.threads == 1

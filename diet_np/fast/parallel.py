@@ -14,7 +14,7 @@ once.  OpenBLAS's own threads help little on products of a chunk's size, and
 once used they keep spinning on cores for a while (on two cores a chunked
 convolution ran slower with two BLAS threads than with one), so during a
 network's forward and backward pass (:func:`pool_scope`) OpenBLAS is set to
-one thread and restored afterwards.
+one thread, whatever the number of workers, and restored afterwards.
 
 The number of workers is the engine's ``threads`` inside :func:`pool_scope`,
 else the documented default of :func:`diet_np.settings.threads`
@@ -104,11 +104,15 @@ def blocks(part: slice, stop: int, size: int, xp=np) -> list[slice]:
 @contextlib.contextmanager
 def pool_scope(xp, threads=None):
     """Context for a whole forward or backward pass: ``threads`` workers (None:
-    the default) and OpenBLAS single-threaded when the CPU pool is in use, so
-    that no idle BLAS thread spins on a core the pool needs."""
+    the default) and, for NumPy arrays, OpenBLAS single-threaded, so that no idle
+    BLAS thread spins on a core the pool needs.  With one worker too: there the
+    BLAS threads would be the pass's only parallelism, on products of a chunk's
+    size, and on a busy machine they slowed a vgg5 DIET step four times (measured
+    once on two cores beside a two-worker training run: 1.85 s against 0.45 s at
+    batch 64, T = 5)."""
     token = _threads.set(threads) if threads is not None else None
     try:
-        with single_threaded_blas() if workers(xp) > 1 else contextlib.nullcontext():
+        with single_threaded_blas() if xp is np else contextlib.nullcontext():
             yield
     finally:
         if token is not None:
