@@ -14,9 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 
 from diet_np.backend import get_xp
+from diet_np.cli import positive_float, positive_int
 from diet_np.engine import apply_process_settings
+from diet_np.errors import DietError
 from diet_np.pipeline import load_data, load_model, use_model_normalisation
 from diet_np.training import diet_config, fit
 
@@ -25,12 +28,22 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("source", help="a converted SNN")
     p.add_argument("out", help="folder of the probe runs")
-    p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-4, 1e-4])
-    p.add_argument("--images", type=int, default=5000, help="training images of each run")
-    p.add_argument("--check", type=int, default=2000, help="held-out training images it is tested on")
-    p.add_argument("--timesteps", type=int, default=5)
+    p.add_argument("--lrs", type=positive_float, nargs="+", default=[1e-3, 3e-4, 1e-4])
+    p.add_argument("--images", type=positive_int, default=5000, help="training images of each run")
+    p.add_argument("--check", type=positive_int, default=2000,
+                   help="held-out training images it is tested on")
+    p.add_argument("--timesteps", type=positive_int, default=5)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     args = p.parse_args(argv)
+    try:
+        choose_lr(args)
+    except DietError as exc:                  # bad input: one line, not a traceback
+        print(f"pick_lr.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def choose_lr(args):
     apply_process_settings()
     xp = get_xp(args.device)
     net, start, model = load_model(args.source, xp, expect_kind=("snn",))
@@ -61,4 +74,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,10 +16,13 @@ vgg16_w4 the accuracy at T = 5 rose from 10% (one class) at x0.7 to 31% at x0.6 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from diet_np.backend import get_xp
+from diet_np.cli import positive_float, positive_int
 from diet_np.conversion import scale_thresholds
 from diet_np.engine import apply_process_settings
+from diet_np.errors import DietError
 from diet_np.metrics import network_spike_rate
 from diet_np.outputs import check_output_file
 from diet_np.pipeline import load_model, save_model, use_model_normalisation, load_data
@@ -32,11 +35,20 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("source", help="a converted SNN whose thresholds are unscaled (--scale 1.0)")
     p.add_argument("out", help="the converted SNN to write, thresholds x the best factor")
-    p.add_argument("--scales", type=float, nargs="+", default=list(SCALES))
-    p.add_argument("--timesteps", type=int, default=5)
-    p.add_argument("--images", type=int, default=2000, help="training images to choose on")
+    p.add_argument("--scales", type=positive_float, nargs="+", default=list(SCALES))
+    p.add_argument("--timesteps", type=positive_int, default=5)
+    p.add_argument("--images", type=positive_int, default=2000, help="training images to choose on")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     args = p.parse_args(argv)
+    try:
+        choose_scale(args)
+    except DietError as exc:                  # bad input: one line, not a traceback
+        print(f"pick_scale.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def choose_scale(args):
     apply_process_settings()
     check_output_file(args.out, overwrite=False, inputs=[args.source])
     xp = get_xp(args.device)
@@ -69,4 +81,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -41,7 +41,8 @@ from .weights import export_checkpoint, import_checkpoint
 TRAINING_COMMANDS = ("demo", "train-ann", "finetune")
 
 
-def _int_at_least(low):
+def int_at_least(low):
+    """An argparse type: a whole number >= ``low`` (the benchmarks' scripts use these too)."""
     def parse(text):
         try:
             value = int(text)
@@ -53,10 +54,10 @@ def _int_at_least(low):
     return parse
 
 
-_positive_int = _int_at_least(1)
+positive_int = int_at_least(1)
 
 
-def _positive_float(text):
+def positive_float(text):
     try:
         value = float(text)
     except ValueError:
@@ -80,25 +81,25 @@ def _common(p, device=True, test_images=True):
     p.add_argument("--data-dir", default=None,
                    help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np)")
     p.add_argument("--no-download", action="store_true", help="never download CIFAR")
-    p.add_argument("--n-train", type=_positive_int, default=None,
+    p.add_argument("--n-train", type=positive_int, default=None,
                    help="training images: shapes draws this many (default 5000), CIFAR "
                         "takes the first N (default all)")
-    p.add_argument("--n-test", type=_positive_int, default=None,
+    p.add_argument("--n-test", type=positive_int, default=None,
                    help="test images, likewise (shapes default 1000)")
     if test_images:
-        p.add_argument("--test-images", type=_positive_int, default=None,
+        p.add_argument("--test-images", type=positive_int, default=None,
                        help="evaluate on the first N test images only (default: all)")
 
 
 def _training(p, ann):
-    p.add_argument("--epochs", type=_positive_int, default=30 if ann else 10,
+    p.add_argument("--epochs", type=positive_int, default=30 if ann else 10,
                    help="training epochs (with --resume: a larger value extends the run)")
     recipe = " (default: the architecture's recipe, diet_np/recipes.py)" if ann else ""
-    p.add_argument("--batch-size", type=_positive_int, default=None if ann else 64,
+    p.add_argument("--batch-size", type=positive_int, default=None if ann else 64,
                    help="images per step" + recipe)
-    p.add_argument("--lr", type=_positive_float, default=None if ann else 1e-4,
+    p.add_argument("--lr", type=positive_float, default=None if ann else 1e-4,
                    help="learning rate at the start of the schedule" + recipe)
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
+    p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seeds initialisation, shuffling, augmentation and dropout")
     p.add_argument("--no-augment", action="store_true", help="no random crop + flip")
     p.add_argument("--schedule", choices=("step", "cosine"), default=None if ann else "step",
@@ -162,14 +163,14 @@ def build_parser():
     p = sub.add_parser("demo", help="ANN -> conversion -> DIET at T=5 on the embedded data set")
     _common(p)
     p.add_argument("--arch", default="vgg5", choices=ARCHITECTURES)
-    p.add_argument("--ann-epochs", type=_positive_int, default=15)
-    p.add_argument("--diet-epochs", type=_positive_int, default=2)
-    p.add_argument("--timesteps", type=_positive_int, default=5)
-    p.add_argument("--long-timesteps", type=_positive_int, default=100)
-    p.add_argument("--find-steps", type=_positive_int, default=32)
-    p.add_argument("--scale", type=_positive_float, default=0.6)
-    p.add_argument("--diet-lr", type=_positive_float, default=1e-3)
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
+    p.add_argument("--ann-epochs", type=positive_int, default=15)
+    p.add_argument("--diet-epochs", type=positive_int, default=2)
+    p.add_argument("--timesteps", type=positive_int, default=5)
+    p.add_argument("--long-timesteps", type=positive_int, default=100)
+    p.add_argument("--find-steps", type=positive_int, default=32)
+    p.add_argument("--scale", type=positive_float, default=0.6)
+    p.add_argument("--diet-lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seeds both training stages (initialisation, shuffling, dropout)")
     p.add_argument("--out", default=os.path.join("runs", "demo"))
     _run_flags(p)
@@ -189,58 +190,58 @@ def build_parser():
     p.add_argument("--checkpoint", required=True, help="an ANN checkpoint")
     p.add_argument("--out", required=True, help="where to write the converted SNN (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p.add_argument("--find-steps", type=_positive_int, default=100, help="T_find (authors: 100)")
-    p.add_argument("--images", type=_positive_int, default=512, help="images in the search batch")
-    p.add_argument("--scale", type=_positive_float, default=0.7, help="threshold scaling factor")
-    p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
+    p.add_argument("--find-steps", type=positive_int, default=100, help="T_find (authors: 100)")
+    p.add_argument("--images", type=positive_int, default=512, help="images in the search batch")
+    p.add_argument("--scale", type=positive_float, default=0.7, help="threshold scaling factor")
+    p.add_argument("--timesteps", type=positive_int, nargs="+", default=[5],
                    help="evaluate the converted SNN at these T")
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
+    p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="draws the training images of the threshold search")
     _encoding(p, "direct")
 
     p = sub.add_parser("finetune", help="DIET: train weights, leaks and thresholds by BPTT")
     _common(p)
     p.add_argument("--checkpoint", required=True, help="a converted or trained SNN checkpoint")
-    p.add_argument("--timesteps", type=_positive_int, default=5, help="train at this T")
+    p.add_argument("--timesteps", type=positive_int, default=5, help="train at this T")
     _training(p, ann=False)
     _dropout(p, (0.1, 0.1))
     _encoding(p, "the checkpoint's")
     p.add_argument("--learn", choices=PARAM_KINDS, nargs="+", default=list(PARAM_KINDS),
                    help="which parameters DIET trains (weights always; leaving out leak or "
                         "threshold freezes them, for ablations)")
-    p.add_argument("--neuron-lr-factor", type=_positive_float, default=1.0,
+    p.add_argument("--neuron-lr-factor", type=positive_float, default=1.0,
                    help="leaks and thresholds learn at --lr times this (1: the paper's one "
                         "learning rate)")
 
     p = sub.add_parser("evaluate", help="test accuracy (and spike rates of an SNN)")
     _common(p)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
+    p.add_argument("--timesteps", type=positive_int, nargs="+", default=[5],
                    help="evaluate an SNN at these T")
     p.add_argument("--mode", choices=("ann", "snn"), default=None,
                    help="default: the checkpoint's kind")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     _encoding(p, "the checkpoint's")
 
     p = sub.add_parser("energy", help="FLOPs and compute energy, ANN vs SNN (45 nm model)")
     _common(p)
     p.add_argument("--checkpoint", help="an SNN checkpoint: spike rates measured on test data")
     p.add_argument("--arch", choices=ARCHITECTURES, help="FLOPs only, no checkpoint needed")
-    p.add_argument("--num-classes", type=_positive_int, default=10,
+    p.add_argument("--num-classes", type=positive_int, default=10,
                    help="with --arch: classes of the output layer")
-    p.add_argument("--timesteps", type=_positive_int, nargs="+", default=[5],
+    p.add_argument("--timesteps", type=positive_int, nargs="+", default=[5],
                    help="measure spike rates at these T")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     _encoding(p, "the checkpoint's")
 
     p = sub.add_parser("inspect", help="figures of an SNN: rasters, membrane traces, spike rates")
     _common(p, test_images=False)
     p.add_argument("--checkpoint", required=True, help="an SNN checkpoint")
     p.add_argument("--out", required=True, help="folder for the PNG figures")
-    p.add_argument("--timesteps", type=_positive_int, default=None,
+    p.add_argument("--timesteps", type=positive_int, default=None,
                    help="T of the probed run (default: the checkpoint's)")
-    p.add_argument("--images", type=_positive_int, default=8, help="test images probed")
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
+    p.add_argument("--images", type=positive_int, default=8, help="test images probed")
+    p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="draws the images and neurons shown")
     p.add_argument("--overwrite", action="store_true", help="replace figures already in OUT")
 
@@ -250,7 +251,7 @@ def build_parser():
     p.add_argument("--arch", required=True, choices=ARCHITECTURES)
     p.add_argument("--format", choices=("authors", "diet-np"), default="authors",
                    help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's")
-    p.add_argument("--timesteps", type=_positive_int, default=5,
+    p.add_argument("--timesteps", type=positive_int, default=5,
                    help="T recorded for an SNN (a file with leaks and thresholds)")
     p.add_argument("--out", required=True, help="the checkpoint to write (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")

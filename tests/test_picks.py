@@ -79,3 +79,20 @@ def test_pick_lr_names_the_rate_that_tested_best_and_reuses_its_runs(unscaled, t
                                                         r"over the epoch, accuracy ([\d.]+)") == accuracy
     with pytest.raises(SystemExit, match="--images 300 \\+ --check 128 exceed the 400 training"):
         pick_lr.main(args[:2] + ["--images", "300", "--check", "128"])
+
+
+@pytest.mark.parametrize("script, extra", [(pick_scale, ["--images", "0"]),
+                                           (pick_lr, ["--check", "0"])])
+def test_a_count_under_one_is_refused_by_name(unscaled, tmp_path, capsys, script, extra):
+    """``--check 0`` once meant x_train[-0:], every training image, as the 'held-out' set."""
+    with pytest.raises(SystemExit) as stop:
+        script.main([str(unscaled), str(tmp_path / "out")] + extra)
+    assert stop.value.code == 2
+    assert f"argument {extra[0]}: must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", [pick_scale, pick_lr])
+def test_a_missing_checkpoint_is_one_line(tmp_path, capsys, script):
+    assert script.main([str(tmp_path / "none.npz"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "none.npz" in err and "does not exist" in err
