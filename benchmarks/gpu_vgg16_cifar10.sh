@@ -10,8 +10,8 @@
 # --device gpu: train-ann (VGG16 recipe), evaluate, convert (T_find 100 on 512 images,
 # unscaled, tested at T = 100), benchmarks/pick_scale.py (the threshold factor of SCALES,
 # default pick_scale's 0.7 to 0.3 in steps of 0.05, best at T = 5 on PICK_IMAGES training
-# images, default 2000),
-# evaluate (T = 5), finetune (T = 5, lr DIET_LR, default 1e-4), evaluate, energy.  A stage that stops (a network at chance level, say) ends the
+# images, default 2000), evaluate (T = 5), finetune (T = 5, lr DIET_LR, default 1e-4),
+# evaluate, energy.  A stage that stops (a network at chance level, say) ends the
 # pipeline, and the summary names it.  $OUT gets summary.md (the table), summary.json, both
 # runs' log.jsonl and curves.png, and output.txt (7 files: `run` returns at most 8);
 # checkpoints stay in RUN_DIR (default: a new folder in /tmp), too big to return.

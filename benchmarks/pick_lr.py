@@ -20,7 +20,7 @@ from diet_np.backend import get_xp
 from diet_np.cli import positive_float, positive_int
 from diet_np.engine import apply_process_settings
 from diet_np.errors import DietError
-from diet_np.pipeline import load_data, load_model, use_model_normalisation
+from diet_np.pipeline import load_model, model_dataset
 from diet_np.training import diet_config, fit
 
 
@@ -47,13 +47,10 @@ def choose_lr(args):
     apply_process_settings()
     xp = get_xp(args.device)
     net, start, model = load_model(args.source, xp, expect_kind=("snn",))
-    data = model.data
-    full = load_data(data["name"], n_train=data["n_train"], n_test=data["n_test"],
-                     seed=data["seed"] or 0, show_progress=False)
+    full = model_dataset(model)
     if args.images + args.check > len(full.x_train):
         raise SystemExit(f"--images {args.images} + --check {args.check} exceed the "
                          f"{len(full.x_train)} training images of {args.source}")
-    use_model_normalisation(full, model)
     probe = dataclasses.replace(
         full, x_train=full.x_train[:args.images], y_train=full.y_train[:args.images],
         x_test=full.x_train[-args.check:], y_test=full.y_train[-args.check:], test_of=None,

@@ -25,7 +25,7 @@ from diet_np.engine import apply_process_settings
 from diet_np.errors import DietError
 from diet_np.metrics import network_spike_rate
 from diet_np.outputs import check_output_file
-from diet_np.pipeline import load_model, save_model, use_model_normalisation, load_data
+from diet_np.pipeline import load_model, model_dataset, save_model
 from diet_np.training import evaluate
 
 SCALES = (0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3)
@@ -48,6 +48,13 @@ def main(argv=None):
     return 0
 
 
+def scaled(params, factor):
+    """A copy of ``params`` with every threshold x ``factor``."""
+    params = {k: v.copy() for k, v in params.items()}
+    scale_thresholds(params, factor)
+    return params
+
+
 def choose_scale(args):
     apply_process_settings()
     check_output_file(args.out, overwrite=False, inputs=[args.source])
@@ -56,27 +63,22 @@ def choose_scale(args):
     if model.origin.get("scale") != 1.0:
         raise SystemExit(f"{args.source}: its thresholds are scaled by "
                          f"{model.origin.get('scale')}; pass one converted with --scale 1.0")
-    data = model.data
-    dataset = load_data(data["name"], n_train=data["n_train"], n_test=data["n_test"],
-                        seed=data["seed"] or 0, show_progress=False)
-    use_model_normalisation(dataset, model)
+    dataset = model_dataset(model)
     x, y = dataset.x_train[:args.images], dataset.y_train[:args.images]
     results = {}
     for scale in args.scales:
-        params = {k: v.copy() for k, v in unscaled.items()}
-        scale_thresholds(params, scale)
-        ev = evaluate(net, params, x, y, dataset, T=args.timesteps, mode="snn", xp=xp,
+        ev = evaluate(net, scaled(unscaled, scale), x, y, dataset, T=args.timesteps, mode="snn", xp=xp,
                       show_progress=False)
         silent = [n for n, r in ev.spike_rates.items() if r == 0.0]
-        results[scale] = (ev.accuracy, params)
+        results[scale] = ev.accuracy
         print(f"scale {scale}: accuracy {ev.accuracy:.4f} on {len(x)} training images at "
               f"T={args.timesteps}, network spike rate {network_spike_rate(net, ev.spike_rates)[0]:.3f}"
               + (f", silent layers {', '.join(silent)}" if silent else ""), flush=True)
-    best = max(results, key=lambda s: results[s][0])
+    best = max(results, key=results.get)
     origin = dict(model.origin, scale=best, scale_chosen_from={
-        str(s): a for s, (a, _) in results.items()}, scale_chosen_on=f"{len(x)} training images")
-    save_model(args.out, results[best][1], arch=model.arch, kind="snn", T=args.timesteps,
-               data=data, origin=origin)
+        str(s): a for s, a in results.items()}, scale_chosen_on=f"{len(x)} training images")
+    save_model(args.out, scaled(unscaled, best), arch=model.arch, kind="snn", T=args.timesteps,
+               data=model.data, origin=origin)
     print(f"best scale {best}: written to {args.out}")
 
 

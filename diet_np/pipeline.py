@@ -74,6 +74,16 @@ def use_model_normalisation(dataset, model) -> None:
     dataset.std = np.asarray(model.data["std"], np.float32)
 
 
+def model_dataset(model, show_progress=False):
+    """The data set ``model`` records (name, subset, generator seed), normalised as it
+    was trained (:func:`use_model_normalisation`)."""
+    data = model.data
+    dataset = load_data(data["name"], n_train=data["n_train"], n_test=data["n_test"],
+                        seed=data["seed"] or 0, show_progress=show_progress)
+    use_model_normalisation(dataset, model)
+    return dataset
+
+
 def conversion_batch(dataset, n, xp, seed=0):
     """``n`` normalised training images (no augmentation) for the threshold search."""
     if n < 1:
