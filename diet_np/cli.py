@@ -102,8 +102,10 @@ def _training(p, ann):
     p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seeds initialisation, shuffling, augmentation and dropout")
     p.add_argument("--no-augment", action="store_true", help="no random crop + flip")
-    p.add_argument("--schedule", choices=("step", "cosine"), default=None if ann else "step",
-                   help="step: /10 at the stage's milestones (at most once per epoch); cosine"
+    p.add_argument("--schedule", choices=("step", "cosine", "constant"),
+                   default=None if ann else "step",
+                   help="step: /10 at the stage's milestones (at most once per epoch); cosine; "
+                        "constant: --lr throughout (a run extended with --resume goes on at it)"
                         + recipe)
     p.add_argument("--out", required=True, help="run directory (checkpoint, log, curves)")
     _run_flags(p)

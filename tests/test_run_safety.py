@@ -165,6 +165,22 @@ def test_the_log_records_the_rate_each_epoch_used(shapes, tmp_path):
     assert [r["lr"] for r in records] == pytest.approx([1e-3, 1e-4])
 
 
+def test_a_constant_schedule_extended_by_resume_goes_on_at_its_rate(tmp_path):
+    data = make_shapes(n_train=40, n_test=20, seed=0)
+    net = build_network("vgg5_w8", 10)                # untrained: the schedule is the point
+    (tmp_path / "ann").mkdir()
+    write_model(tmp_path / "ann/checkpoint.npz", net.init_params(0, init="kaiming-in"),
+                arch="vgg5_w8", kind="ann", T=1, data=data_record(data))
+    snn, run = str(tmp_path / "snn.npz"), tmp_path / "diet"
+    assert cli.main(["convert", "--quiet", "--checkpoint", str(tmp_path / "ann/checkpoint.npz"),
+                     "--find-steps", "2", "--images", "8", "--out", snn]) == 0
+    finetune = ["finetune", "--quiet", "--checkpoint", snn, "--timesteps", "2", "--lr", "1e-3",
+                "--batch-size", "20", "--schedule", "constant", "--out", str(run)]
+    assert cli.main([*finetune, "--epochs", "2"]) == 0
+    assert cli.main([*finetune, "--epochs", "4", "--resume"]) == 0
+    assert [r["lr"] for r in RunLog(run / "log.jsonl").read()] == [1e-3] * 4
+
+
 # -- 3. checkpoints know their data ------------------------------------------------
 def test_the_checkpoint_records_data_subset_and_normalisation(ann_run):
     model = read_model(ann_run / "checkpoint.npz")
