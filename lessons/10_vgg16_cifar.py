@@ -14,7 +14,8 @@
 # # Lesson 10: VGG16 on CIFAR-10, the paper's whole pipeline
 #
 # The paper's headline CIFAR-10 result is a VGG16 DIET-SNN at five timesteps. Getting
-# there is the pipeline of lessons 7 and 8 at full size: train the ANN with SGD, convert
+# there is the pipeline of lessons 7 and 8 at full size: train the ANN (the authors' VGG16
+# recipe: Adam with AMSGrad; SGD at ann.py's defaults leaves a 16-layer VGG at chance), convert
 # it with 99.7th-percentile thresholds (`T_find = 100` steps on 512 training images, then
 # a scaling factor), fine-tune at `T = 5` with BPTT (Eq. 9–15), and report spike rates
 # and compute energy. This lesson
@@ -26,6 +27,7 @@
 # 4. runs and times training steps of the full-size VGG16 on this machine;
 # 5. runs the whole pipeline (`diet_np.pipeline.run_all`) through the same VGG16 code at
 #    reduced width on a few hundred images: the real code path, not the real result;
+#    then quotes the measured CPU run at 1/4 width (the README's, 76 DIET epochs);
 # 6. prints the exact `diet-np` commands for the full run on a GPU.
 #
 # No GPU run of this pipeline has been made for this project yet, so this lesson quotes
