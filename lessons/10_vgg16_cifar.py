@@ -14,11 +14,11 @@
 # # Lesson 10: VGG16 on CIFAR-10, the paper's whole pipeline
 #
 # The paper's headline CIFAR-10 result is a VGG16 DIET-SNN at five timesteps. Getting
-# there is the pipeline of lessons 7 and 8 at full size: train the ANN (the authors' VGG16
-# recipe: Adam with AMSGrad; SGD at ann.py's defaults leaves a 16-layer VGG at chance), convert
-# it with 99.7th-percentile thresholds (`T_find = 100` steps on 512 training images, then
-# a scaling factor), fine-tune at `T = 5` with BPTT (Eq. 9–15), and report spike rates
-# and compute energy. This lesson
+# there is the pipeline of lessons 7 and 8 at full size: train the ANN (the authors'
+# VGG16 recipe: Adam with AMSGrad; SGD at ann.py's defaults leaves a 16-layer VGG at
+# chance), convert it with 99.7th-percentile thresholds (`T_find = 100` steps on 512
+# training images, then a scaling factor), fine-tune at `T = 5` with BPTT (Eq. 9–15),
+# and report spike rates and compute energy. This lesson
 #
 # 1. builds the real VGG16 (`build_network("vgg16")`) and counts its FLOPs;
 # 2. loads CIFAR-10 from the library's data directory (`$DIET_NP_DATA`), or falls back to
