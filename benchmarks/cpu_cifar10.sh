@@ -56,23 +56,21 @@ else
 fi
 stage convert-test diet-np evaluate --quiet --checkpoint "$out/converted.npz" --timesteps 5 \
   --n-test 10000
-stage diet diet-np finetune --quiet --checkpoint "$out/converted.npz" --timesteps 5 \
-  --epochs "$diet_epochs" --lr "$diet_lr" --test-images 2000 --out "$out/diet" $(resume "$out/diet")
-# accuracy, spike rates and energy of the DIET-SNN on all 10,000 test images
-stage energy diet-np energy --quiet --checkpoint "$out/diet/checkpoint.npz" --timesteps 5 \
-  --n-test 10000
+# diet NAME ENERGY FROM ARGS...: fine-tune FROM at T = 5 into RUN_DIR/NAME (resumable), then
+# its accuracy, spike rates and energy on all 10,000 test images (stage ENERGY).
+diet() {
+  local name=$1 energy=$2 from=$3; shift 3
+  stage "$name" diet-np finetune --quiet --checkpoint "$from" --timesteps 5 --lr "$diet_lr" \
+    --test-images 2000 --out "$out/$name" "$@" $(resume "$out/$name")
+  stage "$energy" diet-np energy --quiet --checkpoint "$out/$name/checkpoint.npz" \
+    --timesteps 5 --n-test 10000
+}
+diet diet energy "$out/converted.npz" --epochs "$diet_epochs"
 if [ "$arch" = vgg16_w4 ]; then
-  # DIET was still learning: two more fine-tuning runs from its checkpoint at 1e-4, as the
-  # README's table was measured (each starts a fresh Adam state): 10 epochs on the step
-  # schedule, then 42 at a constant rate.
-  stage diet2 diet-np finetune --quiet --checkpoint "$out/diet/checkpoint.npz" --timesteps 5 \
-    --epochs 10 --lr 1e-4 --test-images 2000 --out "$out/diet2" $(resume "$out/diet2")
-  stage energy2 diet-np energy --quiet --checkpoint "$out/diet2/checkpoint.npz" --timesteps 5 \
-    --n-test 10000
-  stage diet3 diet-np finetune --quiet --checkpoint "$out/diet2/checkpoint.npz" --timesteps 5 \
-    --epochs 42 --lr 1e-4 --schedule constant --test-images 2000 --out "$out/diet3" \
-    $(resume "$out/diet3")
-  stage energy3 diet-np energy --quiet --checkpoint "$out/diet3/checkpoint.npz" --timesteps 5 \
-    --n-test 10000
+  # DIET was still learning: two more fine-tuning runs from its checkpoint, as the README's
+  # table was measured (each starts a fresh Adam state): 10 epochs on the step schedule,
+  # then 42 at a constant rate.
+  diet diet2 energy2 "$out/diet/checkpoint.npz" --epochs 10
+  diet diet3 energy3 "$out/diet2/checkpoint.npz" --epochs 42 --schedule constant
 fi
 echo "== $(date -u +%FT%TZ) done"

@@ -34,6 +34,7 @@ from .outputs import check_output_file, check_run_dir
 from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
                        save_model, use_model_normalisation)
 from .recipes import ann_init, ann_recipe
+from .schedules import SCHEDULES
 from .training import (CHECKPOINT, PARAM_KINDS, TrainConfig, ann_config, diet_config, evaluate,
                        fit)
 from .weights import export_checkpoint, import_checkpoint
@@ -102,8 +103,7 @@ def _training(p, ann):
     p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seeds initialisation, shuffling, augmentation and dropout")
     p.add_argument("--no-augment", action="store_true", help="no random crop + flip")
-    p.add_argument("--schedule", choices=("step", "cosine", "constant"),
-                   default=None if ann else "step",
+    p.add_argument("--schedule", choices=tuple(SCHEDULES), default=None if ann else "step",
                    help="step: /10 at the stage's milestones (at most once per epoch); cosine; "
                         "constant: --lr throughout (a run extended with --resume goes on at it)"
                         + recipe)

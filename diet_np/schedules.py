@@ -96,15 +96,16 @@ class CosineSchedule(_Schedule):
         return self.min_lr + (self.base_lr - self.min_lr) * cos
 
 
-_SCHEDULES = {"step": StepSchedule, "cosine": CosineSchedule, "constant": ConstantSchedule}
+#: The schedules by name, as ``make_schedule`` and the CLI's ``--schedule`` take them.
+SCHEDULES = {"step": StepSchedule, "cosine": CosineSchedule, "constant": ConstantSchedule}
 
 
 def make_schedule(name: str, base_lr, total_epochs, **kw):
     """Build a schedule by name: ``"step"``, ``"cosine"`` or ``"constant"``."""
     key = name.strip().lower() if isinstance(name, str) else None
-    if key not in _SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(_SCHEDULES)}")
-    cls = _SCHEDULES[key]
+    if key not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
+    cls = SCHEDULES[key]
     allowed = ("milestones", "gamma") if cls is StepSchedule else \
         ("min_lr",) if cls is CosineSchedule else ()
     unknown = sorted(set(kw) - set(allowed))
