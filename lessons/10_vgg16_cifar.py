@@ -333,7 +333,7 @@ if pipeline_ran:
 # short (DIET went on training the same weights on the same images for 76 epochs), not
 # that spiking beats it. The test accuracy rose while the rate was 1e-4 and stalled each
 # time the step schedule divided it (near 42% in epochs 15-24); at a constant 1e-4 it rose
-# from 41.8% to 54.7% (first 2,000 test images) over the last 42. The factor matters as
+# from 41.8% to 54.65% (first 2,000 test images) over the last 42. The factor matters as
 # much: at x0.7 the converted network gave one class to every training image at `T = 5`,
 # at x0.6 31%, at x0.5 25%; the factor is where the deep layers are kept firing at five
 # steps.

@@ -1,6 +1,8 @@
 """The README's commands: every ``diet-np`` command it shows parses, the short ones run."""
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,25 @@ def test_short_readme_commands_run(argv, capsys):
     except SystemExit as exc:          # --version exits through argparse
         code = exc.code
     assert code == 0, capsys.readouterr().err
+
+
+def test_cpu_cifar10_script_runs_under_sh_and_skips_finished_stages(tmp_path):
+    """``sh benchmarks/cpu_cifar10.sh RUN vgg16_w4``, as the README writes it, with stand-ins
+    for ``diet-np`` and ``python`` that only log their arguments."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "commands.log"
+    bin_dir.mkdir()
+    for tool in ("diet-np", "python"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
+        (bin_dir / tool).chmod(0o755)
+    script = README.parent / "benchmarks" / "cpu_cifar10.sh"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for _ in range(2):                                # the second run finds every stage done
+        done = subprocess.run(["sh", str(script), str(tmp_path / "run"), "vgg16_w4"], env=env,
+                              capture_output=True, text=True, cwd=README.parent)
+        assert done.returncode == 0, done.stderr
+    commands = log.read_text().splitlines()
+    assert [c.split()[1] for c in commands] == [
+        "train-ann", "evaluate", "convert", "benchmarks/pick_scale.py", "evaluate",
+        "finetune", "energy", "finetune", "energy", "finetune", "energy"]
+    assert "--epochs 42 --schedule constant" in commands[-2]
+    assert commands[-1].split()[4].endswith("diet3/checkpoint.npz")
