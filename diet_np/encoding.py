@@ -10,7 +10,7 @@
   E[s^t] = sign(x) min(|x|, 1); normalised pixels beyond one standard deviation
   from the mean spike at every step.  This is the Poisson generator of the
   authors' hybrid-SNN code (signed spikes from normalised pixels), our choice
-  where DIET-SNN.md names no rate encoder.  Layer 1 then sees a new current
+  where the paper names no rate encoder.  Layer 1 then sees a new current
   every step and its synaptic operations are accumulates (priced as such by
   :func:`diet_np.metrics.energy_table`).
 

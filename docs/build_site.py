@@ -73,6 +73,7 @@ STAND_IN = ("*This lesson was not executed in this build of the site* (`build_si
 
 FIGURE_LINE = re.compile(r"^\[figure\] (.+)\n?", re.M)
 TABLE = re.compile(r"(?:^\|.*\|[ \t]*\n)(?:^\|[ :|-]+\|[ \t]*\n)(?:^\|.*\|[ \t]*(?:\n|$))*", re.M)
+DOCS_LINK = re.compile(r"\]\(\.\./docs/([\w/]+)\.md(#[^)\s]*)?\)")
 REPO_LINK = re.compile(r"\[([^\]]+)\]\(\.\./([^)#\s]+)(#[^)\s]*)?\)")
 
 
@@ -227,15 +228,17 @@ def course_map(lessons_readme: str, executed: dict[str, str]) -> str:
 
 def stage(lessons: list[Path], run: set[str], folder: Path) -> list:
     """Fill ``folder`` with the pages, the notebooks and MathJax; return the lessons' nav."""
-    import jupyter_server_mathjax
+    import importlib.util
+
     import nbformat
 
     from diet_np.lessons import lesson_title
 
     shutil.copytree(DOCS, folder, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.py", "*.yml", "overrides", "__pycache__"))
-    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static",
-                    folder / "assets" / "mathjax")
+    # the package's folder, found without importing it (that would import a Jupyter server)
+    mathjax = importlib.util.find_spec("jupyter_server_mathjax").submodule_search_locations[0]
+    shutil.copytree(Path(mathjax) / "static", folder / "assets" / "mathjax")
     fonts = folder / "assets" / "mathjax" / "config" / "local" / "stix-web.js"
     fonts.parent.mkdir()
     fonts.write_text(MATHJAX_FONTS)

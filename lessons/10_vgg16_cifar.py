@@ -121,7 +121,8 @@ print(f"using {data_name}: {len(data.x_train)} training and {len(data.x_test)} t
 # %% [markdown]
 # ## 3. The paper's configuration
 #
-# The library's defaults are the authors' settings (see `DIET-SNN.md`):
+# The library's defaults are the authors' settings (see
+# [the equations page](../docs/equations.md)):
 #
 # * ANN (`ann_config()`): SGD, momentum 0.9, weight decay 5e-4, learning rate 1e-2
 #   divided by 10 at 45%, 70% and 90% of the epochs, batch 64, random crop (pad 4) and
@@ -343,7 +344,7 @@ if pipeline_ran:
 #
 # These are the commands for the paper's configuration on CIFAR-10 with `diet-np`
 # (`pip install -e '.[gpu]'` brings CuPy). Each stage writes a checkpoint every epoch and
-# continues with `--resume`. The number of ANN epochs is not fixed by `DIET-SNN.md`; 300
+# continues with `--resume`. The number of ANN epochs is not fixed by the paper; 300
 # is the value in the project's README. The DIET stages use 100 epochs each (the
 # authors: 100–150), first at `T = 20` and then down to `T = 5` from that checkpoint,
 # the way the authors reached five timesteps. The lesson checks that every command
@@ -374,7 +375,8 @@ for command in commands:
     print(shlex.join(command))
 
 # %% [markdown]
-# What to compare the result with: the authors' numbers, as `DIET-SNN.md` records them
+# What to compare the result with: the authors' numbers, as
+# [the equations page](../docs/equations.md#what-the-authors-report) records them
 # (their measurements, not this project's). VGG16 on CIFAR-10: ANN 93.72% in the
 # authors' results sheet; DIET-SNN about 92.7% at `T = 5` as the final paper is commonly
 # cited; an average spike rate of 1.65 per neuron over the five steps (1.42 as the mean

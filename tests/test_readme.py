@@ -69,3 +69,56 @@ def test_the_citation_parser():
     assert cited("BPTT (Eq. 10, 11, 13, 14)") == {10, 11, 13, 14}
     assert cited("Eq. 7 and Eq. 9") == {7, 9}
     assert equations("2–5") == {2, 3, 4, 5}
+
+
+# -- the README as a landing page, and the links of every page a reader meets ---------
+
+README = ROOT / "README.md"
+PAGES = [README, ROOT / "lessons" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+LINK = re.compile(r"(?<!\!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
+#: Words that belong to the way the project is developed, not to what it is.
+TOOLING = re.compile(r"\.\./shared|/work/|\bworkplace\b|\bsessions?\b|`run` tool"
+                     r"|\bthe lead\b|\bdevice tool\b", re.I)
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as GitHub and mkdocs both write it (for the headings used here)."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).strip().replace(" ", "-")
+
+
+def anchors(page: Path) -> set:
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", page.read_text(), re.M)}
+
+
+def test_the_readme_is_a_landing_page():
+    text = README.read_text()
+    assert len(text.splitlines()) < 150
+    first = re.search(r"```bash\n(.*?)```", text, re.S).group(1).splitlines()
+    assert first[0].startswith("pip install -e . && diet-np demo")
+    test_command = first[1].split("#")[0].strip()
+    assert test_command == "pip install -e '.[test]' && python -m pytest -q"
+    assert test_command in (ROOT / ".ci" / "run").read_text()      # CI runs the README's
+    picture = re.search(r"!\[[^\]]{20,}\]\((docs/[\w.]+\.png)\)", text).group(1)
+    assert (ROOT / picture).stat().st_size < 200_000
+    assert "docs/equations.md" in text and "lessons/README.md" in text
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_links_stay_in_the_repository_and_land(page):
+    for match in LINK.finditer(page.read_text()):
+        target = match.group(1) or match.group(2)
+        if target.startswith(("https://", "http://")):
+            continue
+        path, _, anchor = target.partition("#")
+        where = (page.parent / path).resolve() if path else page
+        assert where.is_relative_to(ROOT), f"{page.name}: {target} leaves the repository"
+        assert where.exists(), f"{page.name}: {target} does not exist"
+        if anchor and where.suffix == ".md":
+            assert anchor in anchors(where), f"{page.name}: no heading for #{anchor} in {path}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_page_mentions_how_the_project_is_developed(page):
+    found = TOOLING.search(page.read_text())
+    assert not found, f"{page.name}: {found.group(0)!r}"

@@ -1,4 +1,5 @@
-"""The README's commands: every ``diet-np`` command it shows parses, the short ones run."""
+"""The commands of the README and of the pages of docs/: every ``diet-np`` command they
+show parses, the short ones run."""
 import os
 import re
 import shlex
@@ -10,6 +11,7 @@ import pytest
 from diet_np import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+PAGES = [README, *sorted((README.parent / "docs").glob("*.md"))]
 
 #: Commands quick enough to run in the default suite (the rest train for minutes or hours).
 SHORT = ("energy --arch", "lessons --list", "--version")
@@ -37,14 +39,15 @@ def _subcommands():
     return set(actions[0].choices)
 
 
-COMMANDS = readme_commands(README.read_text())
+COMMANDS = [c for page in PAGES for c in readme_commands(page.read_text())]
 #: A span that names only a subcommand (`diet-np export`) mentions it; it is not run.
 MENTIONS = [c for c in COMMANDS if len(c) == 1 and not c[0].startswith("-")]
 
 
 def test_the_readme_shows_the_pipeline():
-    assert len(COMMANDS) >= 8
-    shown = {c[0] for c in COMMANDS}
+    commands = readme_commands(README.read_text())
+    assert len(commands) >= 8
+    shown = {c[0] for c in commands}
     assert {"demo", "train-ann", "convert", "finetune", "evaluate", "energy"} <= shown
 
 
