@@ -203,6 +203,8 @@ frame.onload = () => setTimeout(() => {
     no_alt: [...d.images].filter(i => !i.alt || i.alt.startsWith("No description")).length,
     overflowing: codes.filter(c => c.scrollWidth > c.clientWidth + 1)
                       .map(c => c.textContent.split("\\n").sort((a, b) => b.length - a.length)[0]),
+    breaks_words: [...d.querySelectorAll(".jp-OutputArea-output pre")]
+                      .filter(p => getComputedStyle(p).wordBreak === "break-all").length,
     text: text.textContent,
     page_width: d.documentElement.scrollWidth,
   });
@@ -263,6 +265,10 @@ LESSONS = [f"lessons/{p.stem}" for p in sorted((ROOT / "lessons").glob("[0-9][0-
 @pytest.mark.parametrize("page", LESSONS + PAGES)
 def test_each_page_in_a_browser_at_1280_px(served, page):
     url, site = served
+    shot = site.parent / "screenshots" / f"{page.replace('/', '_')}.png"   # to look at
+    shot.parent.mkdir(exist_ok=True)
+    chromium("--window-size=1280,4000", f"--screenshot={shot}", f"{url}/{page}.html")
+    assert shot.stat().st_size > 20_000
     seen = probe(url, f"{page}.html")
     assert seen["math_errors"] == 0
     assert seen["typeset"] >= maths(page), "equations left as TeX source"
@@ -271,15 +277,12 @@ def test_each_page_in_a_browser_at_1280_px(served, page):
     if page.startswith("lessons/"):
         assert seen["images"] >= 1
     assert seen["overflowing"] == [], "code lines wider than their box at 1280 px"
+    assert seen["breaks_words"] == 0, "printed output would wrap inside words"
     assert seen["page_width"] <= 1280
     assert not ROLE.search(seen["text"]), "a raw Sphinx role"
     assert "[figure]" not in seen["text"]
     assert not re.search(r"^\s*\|[^\n]*\|\s*$\n^\s*\|\s*-{3}", seen["text"], re.M), \
         "a Markdown table printed as text"
-    shot = site.parent / "screenshots" / f"{page.replace('/', '_')}.png"
-    shot.parent.mkdir(exist_ok=True)
-    chromium("--window-size=1280,4000", f"--screenshot={shot}", f"{url}/{page}.html")
-    assert shot.stat().st_size > 20_000
 
 
 @pytest.mark.slow
