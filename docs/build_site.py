@@ -156,10 +156,15 @@ def split_tables(text: str) -> list[tuple[str, str]]:
 def tidy(notebook):
     """The notebook as it should read on the site (changed in place, and returned): each
     ``[figure] path`` line a lesson prints is removed and becomes the alt text of the next
-    image of its cell (an HTML ``<img>`` beside the PNG: nbconvert writes no alt text); Markdown tables printed by a lesson become rendered tables."""
+    image of its cell (an HTML ``<img>`` beside the PNG: nbconvert writes no alt text);
+    Markdown tables printed by a lesson become rendered tables; a link of the prose to a
+    page of ``docs/`` (``../docs/equations.md``) becomes a link to that page of the site."""
     import nbformat
 
     for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = DOCS_LINK.sub(lambda m: f"](../{m.group(1)}.html{m.group(2) or ''})",
+                                        cell.source)
         if cell.cell_type != "code":
             continue
         outputs, alts = [], []

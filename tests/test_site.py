@@ -137,6 +137,16 @@ def test_figure_lines_become_alt_text_and_printed_tables_become_tables():
     assert "[figure]" not in json.dumps(cell.outputs)
 
 
+@needs_docs
+def test_docstrings_become_markdown():
+    from roles import plain
+
+    doc = ("See :func:`lif_step` and :mod:`diet_np.fast`.\n\n"
+           "=====  ====\n``A``    first\n       more\n``B``    second\n=====  ====\n")
+    assert plain(doc) == ("See `lif_step` and `diet_np.fast`.\n\n"
+                          "| | |\n| --- | --- |\n| ``A`` | first more |\n| ``B`` | second |\n")
+
+
 def test_repository_links_become_site_links():
     from build_site import site_links
 
@@ -178,6 +188,10 @@ def test_the_quick_build_is_strict_and_complete(tmp_path):
         shown = re.sub(r'<details class="mkdocstrings-source">.*?</details>', "",
                        page.read_text(), flags=re.S)
         assert not ROLE.search(shown), page.name
+    for page in set(site.rglob("*.html")) - {site / "404.html"}:         # no dead link
+        for href in re.findall(r'<a [^>]*href="([^"#?]+)[^"]*"', page.read_text()):
+            if not re.match(r"[a-z]+:", href):
+                assert (page.parent / href).exists(), f"{page.relative_to(site)}: {href}"
     equations = (site / "equations.html").read_text()
     assert equations.count('class="arithmatex"') > 40
     assert 'href="api/neurons.html#diet_np.lif.lif_step"' in equations
@@ -280,7 +294,7 @@ def test_each_page_in_a_browser_at_1280_px(served, page):
     assert seen["breaks_words"] == 0, "printed output would wrap inside words"
     assert seen["page_width"] <= 1280
     assert not ROLE.search(seen["text"]), "a raw Sphinx role"
-    assert "[figure]" not in seen["text"]
+    assert "[figure]" not in seen["text"] and "=====" not in seen["text"]
     assert not re.search(r"^\s*\|[^\n]*\|\s*$\n^\s*\|\s*-{3}", seen["text"], re.M), \
         "a Markdown table printed as text"
 
