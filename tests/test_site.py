@@ -107,6 +107,20 @@ def test_every_docs_page_is_in_the_navigation():
     assert listed - pages == {"lessons"}, "the nav names pages that do not exist"
 
 
+def test_the_sdist_carries_the_site_sources():
+    """MANIFEST.in selects every file of docs/ (the equations page, the picture, the
+    stylesheet...), so an unpacked sdist builds the same site."""
+    from setuptools.command.egg_info import FileList
+
+    selected = FileList()
+    for line in (ROOT / "MANIFEST.in").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            selected.process_template_line(line)
+    files = {p.relative_to(ROOT).as_posix() for p in DOCS.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts}
+    assert files - set(selected.files) == set()
+
+
 # -- what build_site.py does to a lesson and to a page -------------------------------
 
 @needs_docs
