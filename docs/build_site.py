@@ -14,8 +14,9 @@
    a lesson prints become rendered tables.
 3. The notebooks, the pages of ``docs/`` (links into the repository turned into links
    within the site, ``site_links``), the course map of ``lessons/README.md`` on the home
-   page and a local copy of MathJax (from the ``jupyter-server-mathjax`` package, so
-   equations typeset without a network) are staged in a temporary folder, and
+   page (at its ``<!-- COURSE_MAP -->`` comment) and a local copy of MathJax (from the
+   ``jupyter-server-mathjax`` package, so equations typeset without a network) are
+   staged in a temporary folder, and
    ``mkdocs build --strict`` turns them into ``site/``: any warning (a module of the API
    pages that does not import, a broken link, a page left out of the navigation) fails
    the build.
@@ -263,8 +264,8 @@ def stage(lessons: list[Path], run: set[str], folder: Path) -> list:
     for page in folder.glob("*.md"):
         page.write_text(site_links(page.read_text(), modules))
     index = folder / "index.md"
-    index.write_text(index.read_text().replace(
-        "COURSE_MAP", course_map((LESSONS / "README.md").read_text(), executed)))
+    index.write_text(re.sub(r"<!-- COURSE_MAP.*?-->", lambda _: course_map(
+        (LESSONS / "README.md").read_text(), executed), index.read_text()))
     return nav
 
 

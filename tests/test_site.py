@@ -86,7 +86,8 @@ def test_every_api_target_imports_and_every_module_is_documented():
         importlib.import_module(module)          # a stale name fails here, naming it
     package = {m.name for m in pkgutil.walk_packages(diet_np.__path__, "diet_np.")}
     missing = package - set(targets) - NOT_IN_REFERENCE
-    assert not missing, f"modules on no API page (add a '::: module' line to docs/api/): {sorted(missing)}"
+    assert not missing, ("modules on no API page (add a '::: module' line to a page of "
+                         f"docs/api/): {sorted(missing)}")
 
 
 def nav_pages(nav):
@@ -147,7 +148,8 @@ def test_figure_lines_become_alt_text_and_printed_tables_become_tables():
                      ("stream", "after"),
                      ("display_data", ["image/png", "text/html", "text/plain"])]
     assert cell.outputs[1].data["text/markdown"].startswith("| run | acc |")
-    assert 'alt="unrolled graph (figure 03_unrolled_graph.png)"' in cell.outputs[3].data["text/html"]
+    alt = 'alt="unrolled graph (figure 03_unrolled_graph.png)"'
+    assert alt in cell.outputs[3].data["text/html"]
     assert "[figure]" not in json.dumps(cell.outputs)
 
 
