@@ -20,7 +20,7 @@ import os
 import sys
 
 from . import __version__
-from .architectures import ARCHITECTURES, build_network
+from .architectures import ARCHITECTURES, build_network, default_classes
 from .backend import get_xp
 from .data import DATASETS
 from .encoding import ENCODINGS
@@ -28,7 +28,7 @@ from .engine import ENGINES, apply_process_settings
 from .errors import ChanceLevelError, ConfigError, DietError, chance_level
 from .inspection import inspect_checkpoint
 from .lessons import lessons_command
-from .metrics import energy_table
+from .metrics import energy_table, format_flops_table
 from .model_file import data_conflicts, fingerprint, read_model
 from .outputs import check_output_file, check_run_dir
 from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
@@ -229,8 +229,9 @@ def build_parser():
     _common(p)
     p.add_argument("--checkpoint", help="an SNN checkpoint: spike rates measured on test data")
     p.add_argument("--arch", choices=ARCHITECTURES, help="FLOPs only, no checkpoint needed")
-    p.add_argument("--num-classes", type=positive_int, default=10,
-                   help="with --arch: classes of the output layer")
+    p.add_argument("--num-classes", type=positive_int, default=None,
+                   help="with --arch: classes of the output layer (default: 1000 for "
+                        "vgg16_imagenet, else 10)")
     p.add_argument("--timesteps", type=positive_int, nargs="+", default=[5],
                    help="measure spike rates at these T")
     p.add_argument("--batch-size", type=positive_int, default=256)
@@ -491,10 +492,12 @@ def _cmd_energy(args, explicit):
         if ignored:
             raise ConfigError("energy --arch counts FLOPs only; it takes no "
                               + ", ".join("--" + d.replace("_", "-") for d in ignored))
-        net = build_network(args.arch, args.num_classes)
+        net = build_network(args.arch, args.num_classes or default_classes(args.arch))
         rows = energy_table(net, {n: 0.0 for n in net.neurons})
         print(f"{args.arch}: " + ", ".join(f"{r.layer} {r.flops:,}" for r in rows))
         print(f"total FLOPs (MACs) per image: {sum(r.flops for r in rows):,}")
+        print(f"\n{args.arch}, {net.num_classes} classes, {'x'.join(map(str, net.input_shape))} "
+              f"input:\n\n{format_flops_table(rows)}")
         return
     if "num_classes" in explicit:
         raise ConfigError("--num-classes goes with --arch; a checkpoint records its classes")

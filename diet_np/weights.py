@@ -34,7 +34,7 @@ from .outputs import check_output_file
 from .pipeline import load_model, save_model
 
 FORMATS = ("authors", "diet-np")
-AUTHORS_ARCHS = ("vgg6", "vgg16", "resnet20")
+AUTHORS_ARCHS = ("vgg6", "vgg16", "vgg16_imagenet", "resnet20")
 METADATA = "__metadata__"
 
 _ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
@@ -211,8 +211,10 @@ def _authors_resnet_names(net) -> dict:
 
 
 def authors_names(arch, net) -> dict:
-    """``{diet-np weight key: the authors' state-dict key}`` for ``vgg6``, ``vgg16``
-    or ``resnet20`` (their VGG6, also called VGG5, VGG16 and ResNet20)."""
+    """``{diet-np weight key: the authors' state-dict key}`` for ``vgg6``, ``vgg16``,
+    ``vgg16_imagenet`` or ``resnet20`` (their VGG6, also called VGG5, VGG16, the
+    ImageNet VGG16 of ``vgg_spiking_imagenet.py``, whose fifth pool takes the last
+    Dropout's index as the others do, and ResNet20)."""
     if arch not in AUTHORS_ARCHS:
         raise WeightsError(f"no key map for the authors' {arch!r}; the authors' models mapped "
                            f"are {', '.join(AUTHORS_ARCHS)} (or use --format diet-np)")
