@@ -20,9 +20,10 @@ import os
 import sys
 
 from . import __version__
-from .architectures import ARCHITECTURES, build_network, default_classes
+from .architectures import ARCHITECTURES, build_network, default_classes, native_input_shape
 from .backend import get_xp
 from .data import DATASETS
+from .data.image_transforms import CROP
 from .encoding import ENCODINGS
 from .engine import ENGINES, apply_process_settings
 from .errors import ChanceLevelError, ConfigError, DietError, chance_level
@@ -77,10 +78,12 @@ def _common(p, device=True, test_images=True):
                             "diet_np/fast (threads, Winograd, fused kernels), tested equal")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="shapes (embedded, no download), cifar10 or cifar100 (default: the "
-                        "checkpoint's, else shapes)")
+                   help="shapes (embedded, no download), cifar10, cifar100 or imagenet (an "
+                        "image folder, --data-dir) (default: the checkpoint's, else shapes)")
     p.add_argument("--data-dir", default=None,
-                   help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np)")
+                   help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np); "
+                        "for imagenet the folder holding train/<class>/ and val/<class>/ "
+                        "(default: the checkpoint's)")
     p.add_argument("--no-download", action="store_true", help="never download CIFAR")
     p.add_argument("--n-train", type=positive_int, default=None,
                    help="training images: shapes draws this many (default 5000), CIFAR "
@@ -306,6 +309,8 @@ def _data(args, recorded=None, *, source=""):
     if name == "shapes" and (args.data_dir is not None or args.no_download):
         raise ConfigError("--data-dir and --no-download apply to CIFAR; the shapes data set is "
                           "drawn in memory")
+    if name == "imagenet" and args.data_dir is None and recorded is not None:
+        args.data_dir = recorded.get("folder")             # the image folder it was trained on
     wanted = {"name": args.dataset, "n_train": args.n_train}
     wanted = {k: v for k, v in wanted.items() if v is not None}
     if recorded is None:
@@ -325,6 +330,9 @@ def _data(args, recorded=None, *, source=""):
             if recorded[key] != have:
                 raise ConfigError(f"{source} was trained with {key} {recorded[key]}, but "
                                   f"{dataset.name} here has {have}")
+        if recorded.get("classes", list(dataset.class_names)) != list(dataset.class_names):
+            raise ConfigError(f"{source} was trained on the classes of {recorded['folder']}; "
+                              f"{args.data_dir} holds other ones")
         if fingerprint(dataset) != recorded["fingerprint"]:
             print(f"note: these {dataset.name} training images differ from the ones {source} "
                   "was trained on (another copy of the data?); using its normalisation",
@@ -373,7 +381,19 @@ _TRAINING_FLAGS = {"epochs": ("epochs", _SAME), "batch_size": ("batch_size", _SA
 # --------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------
+def _check_image_size(arch, dataset_name):
+    """Refuse, before any data is read, an architecture built for other images."""
+    want = native_input_shape(arch)
+    have = (3, CROP, CROP) if dataset_name == "imagenet" else (3, 32, 32)
+    if want != have:
+        fits = "vgg16_imagenet (or a narrowed one)" if dataset_name == "imagenet" else \
+            "a CIFAR architecture"
+        raise ConfigError(f"{arch} takes {'x'.join(map(str, want))} images; {dataset_name}'s "
+                          f"are {'x'.join(map(str, have))}: use {fits}")
+
+
 def _cmd_demo(args, explicit):
+    _check_image_size(args.arch, args.dataset or "shapes")
     dataset = _data(args)
     # A short schedule: Adam instead of the paper's 100+ epochs of SGD, no augmentation.
     ann_cfg = ann_config(epochs=args.ann_epochs, optimizer="adam", lr=1e-3, weight_decay=0.0,
@@ -399,6 +419,7 @@ def _cmd_train_ann(args, explicit):
                       "momentum": ("momentum", _SAME), "optimizer": ("optimizer", _SAME),
                       "dropout": ("dropout", _two_rates)})
     xp = get_xp(args.device)
+    _check_image_size(args.arch, args.dataset or (stored.data["name"] if stored else "shapes"))
     dataset = _data(args, stored.data if stored else None, source=f"the run in {args.out}")
     net = build_network(args.arch, dataset.num_classes)
     net.engine = args.engine

@@ -64,7 +64,10 @@ class ModelFile:
 # --------------------------------------------------------------------------
 def fingerprint(dataset) -> str:
     """A short SHA-256 of the training images and labels: tells two copies of
-    the same data set apart (the shared CIFAR-10 copy is lossy, say)."""
+    the same data set apart (the shared CIFAR-10 copy is lossy, say).  An image
+    folder's is that of its class names and training files' paths and sizes."""
+    if getattr(dataset.x_train, "fingerprint", None):
+        return dataset.x_train.fingerprint
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(dataset.x_train))
     h.update(np.ascontiguousarray(dataset.y_train, dtype=np.int64))
@@ -73,8 +76,11 @@ def fingerprint(dataset) -> str:
 
 def data_record(dataset) -> dict:
     """What a model records of its training data: the data set, its subset
-    (image counts, generator seed), class count, input shape, normalisation."""
-    return {"name": dataset.name, "n_train": int(len(dataset.x_train)),
+    (image counts, generator seed), class count, input shape, normalisation; for
+    an image folder also its path and class names."""
+    folder = getattr(dataset.x_train, "root", None)
+    return {**({"folder": folder, "classes": list(dataset.class_names)} if folder else {}),
+            "name": dataset.name, "n_train": int(len(dataset.x_train)),
             "n_test": int(dataset.test_of or len(dataset.x_test)), "seed": dataset.seed,
             "num_classes": int(dataset.num_classes),
             "input_shape": [int(s) for s in dataset.x_train.shape[1:]],

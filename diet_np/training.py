@@ -195,6 +195,7 @@ class Evaluation:
     T: int
     mode: str
     spike_rates: dict          # layer -> spikes per neuron over all T (SNN only)
+    top5: float | None = None  # the label among the 5 highest outputs (over 5 classes only)
 
     def at_chance(self, num_classes) -> bool:
         """True when the accuracy is under 1.5x chance (:func:`diet_np.errors.chance_level`)."""
@@ -203,6 +204,8 @@ class Evaluation:
     def summary(self, net=None):
         d = {"accuracy": self.accuracy, "loss": self.loss, "images": self.images, "T": self.T,
              "mode": self.mode, "spike_rates": self.spike_rates}
+        if self.top5 is not None:
+            d["top5_accuracy"] = self.top5
         if self.spike_rates and net is not None:
             d["network_spike_rate"], d["mean_layer_spike_rate"] = network_spike_rate(net, self.spike_rates)
         return d
@@ -210,8 +213,9 @@ class Evaluation:
 
 def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_progress=True,
              desc="evaluate", surrogate="triangle", encoding=None, seed=0):
-    """Accuracy, mean loss and per-layer spike rates on (x, y) (host uint8 images),
-    normalised with ``dataset.mean`` / ``dataset.std``.  ``encoding``: the input
+    """Accuracy (and top-5 accuracy for more than 5 classes), mean loss and per-layer
+    spike rates on (x, y) (host uint8 images), normalised with ``dataset.mean`` /
+    ``dataset.std``.  ``encoding``: the input
     encoding (None: the network's); rate-coded spikes are drawn from ``seed``.
 
     For T > 5 the batch shrinks so that T * batch stays at most 5 * batch_size:
@@ -220,7 +224,7 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     net.validate(params, None, T, mode)
     check_labeled_images(x, y, net.num_classes, desc, net.input_shape)
     batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
-    loss_sum = correct = 0
+    loss_sum = correct = top5 = 0
     counts = {}
     rng = default_rng(xp, seed)          # rate-coded input only; dropout is off here
     bar = progress(iterate_batches(x, y, batch_size, xp, shuffle=False, mean=dataset.mean,
@@ -233,11 +237,15 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
         loss, _ = softmax_cross_entropy(logits, yb, check=False)
         loss_sum = loss_sum + loss * len(yb)
         correct = correct + (logits.argmax(axis=1) == yb).sum()
+        if net.num_classes > 5:      # fewer than 5 outputs score above the label's
+            label = xp.take_along_axis(logits, yb[:, None], axis=1)
+            top5 = top5 + ((logits > label).sum(axis=1) < 5).sum()
         for k, v in trace.spike_counts.items():
             counts[k] = counts.get(k, 0) + v
     n = len(x)
     rates = spike_rates(net, {k: float(v) for k, v in counts.items()}, n) if mode == "snn" else {}
-    return Evaluation(float(correct) / n, float(loss_sum) / n, n, T, mode, rates)
+    return Evaluation(float(correct) / n, float(loss_sum) / n, n, T, mode, rates,
+                      float(top5) / n if net.num_classes > 5 else None)
 
 
 #: Losses are read back to the host (one sync) every this many steps, to stop at
@@ -440,6 +448,8 @@ def end_epoch(net, params, run: Run, dataset, record, xp, show_progress=True) ->
                     encoding=cfg.encoding)
     seconds = record.pop("train_seconds")
     record.update(test_loss=test.loss, test_acc=test.accuracy, train_seconds=seconds)
+    if test.top5 is not None:
+        record["test_top5"] = test.top5
     if cfg.mode == "snn":
         record["leaks"] = {n: float(params[f"{n}.leak"]) for n in net.neurons}
         record["thresholds"] = {n: float(params[f"{n}.threshold"]) for n in net.neurons}
@@ -456,7 +466,8 @@ def end_epoch(net, params, run: Run, dataset, record, xp, show_progress=True) ->
         plot_curves(run.history, curves)
     print(f"{cfg.mode} epoch {epoch}/{cfg.epochs}: lr {record['lr']:.3g} | train loss "
           f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | test acc "
-          f"{test.accuracy:.4f} | {seconds:.1f}s", flush=True)
+          f"{test.accuracy:.4f}" + ("" if test.top5 is None else f" top-5 {test.top5:.4f}")
+          + f" | {seconds:.1f}s", flush=True)
     if epoch == cfg.chance_epochs and test.at_chance(net.num_classes):
         raise ChanceLevelError(
             f"{cfg.mode.upper()} test accuracy {test.accuracy:.4f} after {epoch} epochs is at "
