@@ -58,13 +58,34 @@ def int_at_least(low):
 positive_int = int_at_least(1)
 
 
-def positive_float(text):
+def _number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    value = _number(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    """An argparse type: a finite number >= 0 (a weight decay)."""
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def fraction(text):
+    """An argparse type: a number in [0, 1) (a momentum, a dropout rate)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
     return value
 
 
@@ -111,15 +132,8 @@ def _training(p, ann):
     _run_flags(p)
 
 
-def _dropout_rates(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
-    return value
-
-
 def _dropout(p, default):
-    p.add_argument("--dropout", type=_dropout_rates, nargs="+",
+    p.add_argument("--dropout", type=fraction, nargs="+",
                    default=None if default is None else list(default),
                    metavar="RATE", help="dropout rate of the conv layers and of the classifier "
                                         "(one value: both)" + ("" if default else " (default: "
@@ -183,8 +197,10 @@ def build_parser():
     _training(p, ann=True)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
                    help="sgd (ann.py's default) or adam (AMSGrad as the recipe has it) (default: the architecture's recipe, diet_np/recipes.py)")
-    p.add_argument("--weight-decay", type=float, default=None, help="(default: the architecture's recipe, diet_np/recipes.py)")
-    p.add_argument("--momentum", type=float, default=None, help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="(default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--momentum", type=fraction, default=None,
+                   help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
     _dropout(p, None)
 
     p = sub.add_parser("convert", help="ANN -> SNN with 99.7th-percentile thresholds")
@@ -392,6 +408,9 @@ def _cmd_train_ann(args, explicit):
     if stored is not None and "arch" not in explicit:
         args.arch = stored.arch
     base = ann_config(**ann_recipe(args.arch))
+    optimizer = args.optimizer or (stored.config if stored else base.to_dict())["optimizer"]
+    if "momentum" in explicit and optimizer != "sgd":
+        raise ConfigError(f"--momentum is SGD's; this run uses {optimizer} (pass --optimizer sgd)")
     cfg = _config(TrainConfig.from_dict(stored.config) if stored else base, args,
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
@@ -554,4 +573,10 @@ def main(argv=None):
     except DietError as exc:
         print(f"diet-np {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:          # arrays bigger than the estimate let through
+        print(f"diet-np {args.command}: error: out of memory: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:             # the reader of the output left (diet-np ... | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no error at exit
+        return 141                      # as a shell reports a process ended by SIGPIPE
     return 0

@@ -22,6 +22,7 @@ the network is still at chance level after ``chance_epochs`` epochs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -90,8 +91,12 @@ class TrainConfig:
              f"batch size must be an integer >= 1; got {self.batch_size!r}"),
             (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1,
              f"evaluation batch size must be an integer >= 1; got {self.eval_batch_size!r}"),
-            (isinstance(self.lr, (int, float)) and self.lr > 0, f"learning rate must be > 0; got {self.lr!r}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0; got {self.weight_decay!r}"),
+            (_is_real(self.lr) and 0 < self.lr < math.inf,
+             f"learning rate must be a finite number > 0; got {self.lr!r}"),
+            (_is_real(self.weight_decay) and 0 <= self.weight_decay < math.inf,
+             f"weight decay must be a finite number >= 0; got {self.weight_decay!r}"),
+            (_is_real(self.momentum) and 0 <= self.momentum < 1,
+             f"momentum must lie in [0, 1); got {self.momentum!r}"),
             (_is_int(self.T) and self.T >= 1, f"T (timesteps) must be an integer >= 1; got {self.T!r}"),
             (self.mode == "snn" or self.T == 1, "the ANN runs one step: T must be 1 in mode 'ann'"),
             (all(0 <= p < 1 for p in self.dropout.values()),
@@ -107,8 +112,8 @@ class TrainConfig:
              and len(set(self.learn)) == len(self.learn),
              f"learn names the parameter kinds to train, weights among them, each once, from "
              f"{PARAM_KINDS}; got {self.learn!r}"),
-            (isinstance(self.neuron_lr_factor, (int, float)) and self.neuron_lr_factor > 0,
-             f"neuron_lr_factor must be > 0; got {self.neuron_lr_factor!r}"),
+            (_is_real(self.neuron_lr_factor) and 0 < self.neuron_lr_factor < math.inf,
+             f"neuron_lr_factor must be a finite number > 0; got {self.neuron_lr_factor!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -135,6 +140,10 @@ class TrainConfig:
 
 def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def ann_config(**overrides) -> TrainConfig:
