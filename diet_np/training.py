@@ -35,6 +35,7 @@ from .checkpoint import check_compatible
 from .data import check_labeled_images, iterate_batches, num_batches
 from .engine import get_engine
 from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
+from .limits import check_fits
 from .encoding import ENCODINGS
 from .metrics import network_spike_rate, spike_rates
 from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
@@ -217,6 +218,12 @@ class Evaluation:
         return d
 
 
+def eval_batch(batch_size, T):
+    """The batch :func:`evaluate` runs at T: for T > 5 it shrinks so that T * batch
+    stays at most 5 * ``batch_size``."""
+    return max(1, batch_size * 5 // T) if T > 5 else batch_size
+
+
 def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_progress=True,
              desc="evaluate", surrogate="triangle", encoding=None, seed=0):
     """Accuracy, mean loss and per-layer spike rates on (x, y) (host uint8 images),
@@ -228,7 +235,8 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     """
     net.validate(params, None, T, mode)
     check_labeled_images(x, y, net.num_classes, desc, net.input_shape)
-    batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
+    batch_size = eval_batch(batch_size, T)
+    check_fits(net, min(batch_size, len(x)), T, xp, training=False, what=f"{desc} at T={T}")
     loss_sum = correct = 0
     counts = {}
     rng = default_rng(xp, seed)          # rate-coded input only; dropout is off here
@@ -350,6 +358,8 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
     for split in ("train", "test"):
         check_labeled_images(getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}"),
                              net.num_classes, f"{dataset.name} {split}", net.input_shape)
+    check_fits(net, min(cfg.batch_size, len(dataset.x_train)), cfg.T, xp, training=True,
+               what=f"batch size {cfg.batch_size} at T={cfg.T}")
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     log = RunLog(os.path.join(run_dir, LOG))
     data = data_record(dataset)
