@@ -66,7 +66,7 @@ class ModelFile:
 def fingerprint(dataset) -> str:
     """A short SHA-256 of the training images and labels: tells two copies of
     the same data set apart (the shared CIFAR-10 copy is lossy, say).  An image
-    folder's is that of its class names and training files' paths and sizes."""
+    folder's is that of its class names and training files' paths."""
     if getattr(dataset.x_train, "fingerprint", None):
         return dataset.x_train.fingerprint
     h = hashlib.sha256()

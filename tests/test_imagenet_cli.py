@@ -83,10 +83,17 @@ def test_convert_finetune_evaluate_energy_take_the_folder_from_the_checkpoint(ru
 def test_resume_refuses_another_folder_and_evaluate_other_classes(run, tmp_path, capsys):
     base, folder = run
     other = shutil.copytree(folder, tmp_path / "other")
-    shutil.copy(other / "train" / "n01_red" / "b.jpg", other / "train" / "n01_red" / "a.JPEG")
+    os.rename(other / "train" / "n01_red" / "a.JPEG", other / "train" / "n01_red" / "e.jpg")
     code, text = _cli(["train-ann", "--out", base / "run" / "ann", "--resume", "--epochs", 2,
                        "--data-dir", other, "--quiet"], capsys)
     assert code == 2 and "its training images differ from these" in text
+    # The same file names elsewhere (a copy, or a damaged image replaced) resume.
+    same = shutil.copytree(folder, tmp_path / "same")
+    run_dir = shutil.copytree(base / "run" / "ann", tmp_path / "ann")
+    code, text = _cli(["train-ann", "--out", run_dir, "--resume", "--epochs", 2,
+                       "--data-dir", same, "--quiet"], capsys)
+    assert code == 0, text
+    assert read_model(run_dir / "checkpoint.npz").epoch == 2
     renamed = shutil.copytree(folder, tmp_path / "renamed")
     for split in ("train", "val"):
         os.rename(renamed / split / "n03_green", renamed / split / "n03_lime")
@@ -94,6 +101,20 @@ def test_resume_refuses_another_folder_and_evaluate_other_classes(run, tmp_path,
                        "--data-dir", renamed, "--quiet"], capsys)
     assert code == 2 and f"was trained on the classes of {folder}" in text
     assert len(text.strip().splitlines()) == 1
+
+
+def test_export_and_import_through_the_folder(run, tmp_path, capsys):
+    base, folder = run
+    code, text = _cli(["export", "--checkpoint", base / "run" / "ann" / "checkpoint.npz",
+                       "--out", tmp_path / "w.safetensors"], capsys)
+    assert code == 0, text
+    code, text = _cli(["import", "--from", tmp_path / "w.safetensors", "--format", "diet-np",
+                       "--arch", ARCH, "--dataset", "imagenet", "--data-dir", folder,
+                       "--out", tmp_path / "ann.npz"], capsys)
+    assert code == 0, text
+    model = read_model(tmp_path / "ann.npz")
+    assert model.data["classes"] == ["n01_red", "n02_blue", "n03_green"]
+    assert model.data["input_shape"] == [3, 224, 224]
 
 
 def test_a_truncated_image_stops_training_with_its_name(run, tmp_path, capsys):
