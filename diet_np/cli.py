@@ -111,7 +111,8 @@ def _common(p, device=True, test_images=True):
     p.add_argument("--no-download", action="store_true", help="never download CIFAR")
     p.add_argument("--n-train", type=positive_int, default=None,
                    help="training images: shapes draws this many (default 5000), CIFAR "
-                        "takes the first N (default all)")
+                        "takes the first N, an image folder the first N of its classes in "
+                        "turn (default all)")
     p.add_argument("--n-test", type=positive_int, default=None,
                    help="test images, likewise (shapes default 1000)")
     if test_images:

@@ -108,7 +108,8 @@ def test_folder_is_scanned_class_by_class_and_streamed_as_normalised_batches(fol
                      .convert("RGB"))
     want = (val_transform(rgb) / 255.0 - data.mean[:, None, None]) / data.std[:, None, None]
     np.testing.assert_allclose(batches[0][0][0], want, atol=1e-5)
-    grey = data.x_test[np.array([1])][0]                     # the greyscale JPEG: R = G = B
+    assert np.array_equal(data.x_test[np.array([1])][0], data.x_test[1])
+    grey = data.x_test[1]                                    # the greyscale JPEG: R = G = B
     assert grey.shape == (3, 224, 224) and (grey[0] == grey[1]).all() and (grey[1] == grey[2]).all()
 
 

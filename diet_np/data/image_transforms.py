@@ -94,15 +94,22 @@ def _to_uint8(sums):
     return np.clip(whole >> PRECISION_BITS, 0, 255).astype(np.uint8)
 
 
+def _resample_rows(image, n_out: int):
+    """``image`` (n_in, ...) uint8 resampled along its first axis to n_out: each output
+    row the fixed-point weighted sum of its window of input rows (one batched product)."""
+    index, weights = _taps(image.shape[0], n_out)
+    windows = image.reshape(image.shape[0], -1)[index].astype(np.float64)  # (out, taps, rest)
+    sums = np.matmul(weights[:, None, :], windows)[:, 0, :]
+    return _to_uint8(sums).reshape((n_out,) + image.shape[1:])
+
+
 def resize(image, height: int, width: int):
     """An (H, W, 3) uint8 image resized to (height, width, 3) uint8 by antialiased
     bilinear filtering: the horizontal pass, rounded to 8 bits, then the vertical."""
     if image.shape[1] != width:
-        cols, w = _taps(image.shape[1], width)
-        image = _to_uint8(np.einsum("hokc,ok->hoc", image[:, cols, :].astype(np.float64), w))
+        image = _resample_rows(image.transpose(1, 0, 2), width).transpose(1, 0, 2)
     if image.shape[0] != height:
-        rows, w = _taps(image.shape[0], height)
-        image = _to_uint8(np.einsum("okwc,ok->owc", image[rows, :, :].astype(np.float64), w))
+        image = _resample_rows(image, height)
     return image
 
 

@@ -65,8 +65,8 @@ class FolderImages:
     """The images of one split of an image folder, decoded when read.
 
     Looks like the (N, 3, 224, 224) uint8 array it stands for: ``len``, ``shape``,
-    ``dtype``, a slice is a smaller :class:`FolderImages`, and an index array
-    gives the validation transform of those images (:func:`image`).
+    ``dtype``, a slice is a smaller :class:`FolderImages`, and an index (or an
+    array of them) gives the validation transform of those images (:meth:`image`).
     """
     dtype = np.dtype(np.uint8)
     ndim = 4
@@ -85,6 +85,8 @@ class FolderImages:
     def __getitem__(self, index):
         if isinstance(index, slice):
             return FolderImages(self.root, self.split, self.paths[index], self.fingerprint)
+        if isinstance(index, (int, np.integer)):
+            return self.image(int(index))
         return np.stack([self.image(int(i)) for i in np.asarray(index).reshape(-1)])
 
     def image(self, i, seed=None):
@@ -200,7 +202,7 @@ def _fingerprint(classes, paths) -> str:
     return hashlib.sha256("\n".join([*classes, "", *paths]).encode()).hexdigest()[:16]
 
 
-def load_image_folder(root, n_train=None, n_test=None, name="imagenet") -> Dataset:
+def load_image_folder(root, n_train=None, n_test=None) -> Dataset:
     """The image folder ``root`` as a :class:`Dataset` of :class:`FolderImages`
     (its first ``n_train`` / ``n_test`` images, spread over the classes, when
     given), normalised with ImageNet's mean and std."""
@@ -233,7 +235,7 @@ def load_image_folder(root, n_train=None, n_test=None, name="imagenet") -> Datas
     note = f"{root}, {len(classes)} classes"
     if ignored or ignored_val:
         note += f"; {ignored + ignored_val} files that are not .jpg/.jpeg/.png left out"
-    return Dataset(name=name,
+    return Dataset(name="imagenet",
                    x_train=FolderImages(root, "train", splits["train"][0], fingerprint),
                    y_train=splits["train"][1],
                    x_test=FolderImages(root, "val", splits["val"][0]),
