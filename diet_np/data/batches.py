@@ -28,9 +28,10 @@ def iterate_batches(x, y, batch_size, xp, shuffle=True, rng=None, augment=False,
     NumPy, or already on some device); ``batch_size`` >= 1; ``xp`` the target array
     module (``diet_np.backend.get_xp(device)``); ``shuffle``; ``rng`` a host
     ``numpy.random.Generator``, required when shuffling or augmenting (an int seed
-    makes a fresh one, hence the same order on every call); ``augment`` random crop (zero padding ``pad``) + horizontal flip
-    (for an image folder, :class:`~diet_np.data.imagenet.FolderImages`: the random
-    resized crop + flip, decoded a few batches ahead by :func:`stream_batches`);
+    makes a fresh one, hence the same order on every call); ``augment`` random crop
+    (zero padding ``pad``) + horizontal flip (for an image folder,
+    :class:`~diet_np.data.imagenet.FolderImages`: the random resized crop + flip,
+    decoded a few batches ahead by :func:`~diet_np.data.imagenet.stream_batches`);
     ``mean``/``std`` per-channel statistics in [0, 1] units (e.g. ``Dataset.mean``),
     required; ``drop_last`` skips a final short batch.
     """
