@@ -424,6 +424,13 @@ def _check_image_size(arch, dataset_name):
                           f"are {'x'.join(map(str, have))}: use {fits}")
 
 
+def _eval_batch_for(input_shape) -> int:
+    """The test batch of a new training run and of ``convert``: 256 images of 32x32,
+    or as many pixels in larger images (5 at 224x224), so that its arrays stay those
+    of a CIFAR evaluation."""
+    return max(1, 256 * 32 * 32 // (input_shape[1] * input_shape[2]))
+
+
 def _cmd_demo(args, explicit):
     _check_image_size(args.arch, args.dataset or "shapes")
     dataset = _data(args)
@@ -448,7 +455,8 @@ def _cmd_train_ann(args, explicit):
     check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
     if stored is not None and "arch" not in explicit:
         args.arch = stored.arch
-    base = TrainConfig.from_dict(stored.config) if stored else ann_config(**ann_recipe(args.arch))
+    base = TrainConfig.from_dict(stored.config) if stored else ann_config(
+        **ann_recipe(args.arch), eval_batch_size=_eval_batch_for(native_input_shape(args.arch)))
     optimizer = args.optimizer or base.optimizer
     if "momentum" in explicit and optimizer != "sgd":
         raise ConfigError(f"--momentum is SGD's; this run uses {optimizer} (pass --optimizer sgd)")
@@ -478,8 +486,10 @@ def _cmd_convert(args, explicit):
     check_output_file(args.out, overwrite=args.overwrite, inputs=[args.checkpoint])
     _check_memory(net, model, xp, T=1, batch=args.images, what=f"--images {args.images}",
                   training=True)
+    test_batch = _eval_batch_for(net.input_shape)
     for T in args.timesteps:
-        _check_memory(net, model, xp, T=T, batch=eval_batch(256, T), what=f"--timesteps {T}")
+        _check_memory(net, model, xp, T=T, batch=eval_batch(test_batch, T),
+                      what=f"--timesteps {T}")
     dataset = _model_data(args, model)
     net.encoding = args.encoding or "direct"
     snn, found = convert_model(net, params, dataset, xp, T_find=args.find_steps, scale=args.scale,
@@ -494,7 +504,8 @@ def _cmd_convert(args, explicit):
     print(f"converted SNN written to {args.out}")
     for T in args.timesteps:
         ev = evaluate(net, snn, dataset.x_test, dataset.y_test, dataset, T=T, mode="snn", xp=xp,
-                      show_progress=not args.quiet, desc=f"converted T={T}")
+                      batch_size=test_batch, show_progress=not args.quiet,
+                      desc=f"converted T={T}")
         print(f"converted SNN, T={T}: test accuracy {ev.accuracy:.4f}")
 
 
@@ -512,6 +523,8 @@ def _cmd_finetune(args, explicit):
     xp = get_xp(args.device)
     net, params, source = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
+    if stored is None:                       # a new run tests in batches its images allow
+        cfg.eval_batch_size = _eval_batch_for(net.input_shape)
     if stored is None and args.encoding is None:          # the converted net's encoding
         cfg.encoding = source.encoding
     _check_memory(net, source, xp, T=cfg.T, batch=cfg.batch_size, training=True,

@@ -52,6 +52,7 @@ def test_train_ann_records_the_folder_its_classes_and_fingerprint(run):
     assert model.data["classes"] == ["n01_red", "n02_blue", "n03_green"]
     assert model.data["n_train"] == 8 and model.data["n_test"] == 3
     assert len(model.data["fingerprint"]) == 16 and len(model.history) == 1
+    assert model.config["eval_batch_size"] == 5        # 256 CIFAR images' worth of pixels
     assert model.data["mean"] == pytest.approx([0.485, 0.456, 0.406])
 
 
@@ -66,7 +67,8 @@ def test_convert_finetune_evaluate_energy_take_the_folder_from_the_checkpoint(ru
     code, text = _cli(["finetune", "--checkpoint", r / "converted.npz", "--out", r / "diet",
                        "--timesteps", 2, "--epochs", 1, "--batch-size", 8, "--quiet"], capsys)
     assert code == 0, text
-    assert read_model(r / "diet" / "checkpoint.npz").data["folder"] == folder
+    diet = read_model(r / "diet" / "checkpoint.npz")
+    assert diet.data["folder"] == folder and diet.config["eval_batch_size"] == 5
     code, text = _cli(["evaluate", "--checkpoint", r / "diet" / "checkpoint.npz",
                        "--timesteps", 2, "--quiet"], capsys)
     assert code == 0, text
