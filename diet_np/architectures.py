@@ -1,4 +1,5 @@
-"""VGG and ResNet20 as the paper's spec defines them, for 32x32 inputs.
+"""VGG and ResNet20 as the paper's spec defines them, for 32x32 inputs, and the
+paper's ImageNet VGG16 for 224x224 inputs (:data:`INPUT_SHAPES`).
 
 A VGG is a list of feature tokens plus classifier widths:
 
@@ -18,6 +19,8 @@ from .layers import (AvgPool, Conv, Dropout, Flatten, Linear, MaxPool, Neuron, R
                      ResidualBlock)
 from .network import Network
 
+_VGG16_FEATURES = [64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A",
+                   512, 512, 512]
 VGG_CONFIGS = {
     # Small nets for CPU work, same building blocks.
     "vgg5": ([32, "A", 64, "A", 128, "A"], [256]),
@@ -25,9 +28,15 @@ VGG_CONFIGS = {
     "vgg11": ([64, "A", 128, "A", 256, 256, "A", 512, 512, "A", 512, 512], [4096, 4096]),
     # The authors' "VGG5" (six weight layers) and VGG16 for CIFAR.
     "vgg6": ([64, "A", 128, 128, "A"], [4096, 4096]),
-    "vgg16": ([64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A",
-               512, 512, 512], [4096, 4096]),
+    "vgg16": (_VGG16_FEATURES, [4096, 4096]),
+    # The authors' ImageNet VGG16: a fifth pool after the last conv, so the
+    # classifier sees 512 * 7 * 7 = 25,088 values at 224x224.
+    "vgg16_imagenet": (_VGG16_FEATURES + ["A"], [4096, 4096]),
 }
+INPUT_SHAPES = {"vgg16_imagenet": (3, 224, 224)}
+"""Input shapes of the architectures not made for 32x32 CIFAR images (their
+narrowed variants share them)."""
+IMAGENET_CLASSES = 1000
 WIDTH_DIVISORS = (2, 4, 8)
 """Reduced widths offered by name: ``vgg16_w4`` is VGG16 with every conv and hidden
 linear layer 4x narrower (same depth: all 15 spiking layers kept)."""
@@ -124,10 +133,28 @@ def split_width(key):
     return key, 1
 
 
-def build_network(arch, num_classes=10, input_shape=(3, 32, 32), dropout=None) -> Network:
+def native_input_shape(arch) -> tuple:
+    """The image shape ``arch`` is built for: (3, 224, 224) for ``vgg16_imagenet``
+    (and its narrowed variants), else (3, 32, 32)."""
+    if isinstance(arch, dict):
+        return (3, 32, 32)
+    return INPUT_SHAPES.get(split_width(str(arch).lower())[0], (3, 32, 32))
+
+
+def default_classes(arch) -> int:
+    """The class count an architecture is priced at without a data set: 1000 for
+    the ImageNet VGG16, else 10."""
+    return IMAGENET_CLASSES if native_input_shape(arch) == INPUT_SHAPES["vgg16_imagenet"] else 10
+
+
+def build_network(arch, num_classes=10, input_shape=None, dropout=None) -> Network:
     """A network by name (``vgg5``, ``vgg6``, ``vgg9``, ``vgg11``, ``vgg16``,
-    ``resnet20``; a VGG name with ``_w<k>`` is that VGG k times narrower, e.g.
-    ``vgg16_w4``) or from a ``{"features": [...], "classifier": [...]}`` dict."""
+    ``vgg16_imagenet``, ``resnet20``; a VGG name with ``_w<k>`` is that VGG k
+    times narrower, e.g. ``vgg16_w4``) or from a ``{"features": [...],
+    "classifier": [...]}`` dict.  ``input_shape``: (C, H, W), by default the
+    architecture's own (:func:`native_input_shape`)."""
+    if input_shape is None:
+        input_shape = native_input_shape(arch)
     if isinstance(arch, dict):
         unknown = set(arch) - {"features", "classifier", "name"}
         if unknown or "features" not in arch:

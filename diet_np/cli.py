@@ -19,24 +19,28 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from . import __version__
-from .architectures import ARCHITECTURES, build_network
+from .architectures import ARCHITECTURES, build_network, default_classes, native_input_shape
 from .backend import get_xp
 from .data import DATASETS
+from .data.image_transforms import CROP
 from .encoding import ENCODINGS
 from .engine import ENGINES, apply_process_settings
 from .errors import ChanceLevelError, ConfigError, DietError, chance_level
 from .inspection import inspect_checkpoint
 from .lessons import lessons_command
-from .metrics import energy_table
+from .metrics import energy_table, format_flops_table
 from .model_file import data_conflicts, fingerprint, read_model
-from .outputs import check_output_file, check_run_dir
-from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
-                       save_model, use_model_normalisation)
+from .limits import check_bytes, check_fits
+from .outputs import check_output_file, check_output_folder, check_run_dir
+from .pipeline import (SHAPES_DEFAULT, convert_model, load_data, load_model, report,
+                       require_learned, run_all, save_model, use_model_normalisation)
 from .recipes import ann_init, ann_recipe
 from .schedules import SCHEDULES
-from .training import (CHECKPOINT, PARAM_KINDS, TrainConfig, ann_config, diet_config, evaluate,
-                       fit)
+from .training import (CHECKPOINT, PARAM_KINDS, TrainConfig, ann_config, diet_config, eval_batch,
+                       evaluate, fit)
 from .weights import export_checkpoint, import_checkpoint
 
 TRAINING_COMMANDS = ("demo", "train-ann", "finetune")
@@ -58,13 +62,34 @@ def int_at_least(low):
 positive_int = int_at_least(1)
 
 
-def positive_float(text):
+def _number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    value = _number(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    """An argparse type: a finite number >= 0 (a weight decay)."""
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def fraction(text):
+    """An argparse type: a number in [0, 1) (a momentum, a dropout rate)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
     return value
 
 
@@ -77,14 +102,17 @@ def _common(p, device=True, test_images=True):
                             "diet_np/fast (threads, Winograd, fused kernels), tested equal")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="shapes (embedded, no download), cifar10 or cifar100 (default: the "
-                        "checkpoint's, else shapes)")
+                   help="shapes (embedded, no download), cifar10, cifar100 or imagenet (an "
+                        "image folder, --data-dir) (default: the checkpoint's, else shapes)")
     p.add_argument("--data-dir", default=None,
-                   help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np)")
+                   help="where CIFAR is cached (default: $DIET_NP_DATA or ~/.cache/diet_np); "
+                        "for imagenet the folder holding train/<class>/ and val/<class>/ "
+                        "(default: the checkpoint's)")
     p.add_argument("--no-download", action="store_true", help="never download CIFAR")
     p.add_argument("--n-train", type=positive_int, default=None,
                    help="training images: shapes draws this many (default 5000), CIFAR "
-                        "takes the first N (default all)")
+                        "takes the first N, an image folder the first N of its classes in "
+                        "turn (default all)")
     p.add_argument("--n-test", type=positive_int, default=None,
                    help="test images, likewise (shapes default 1000)")
     if test_images:
@@ -111,15 +139,8 @@ def _training(p, ann):
     _run_flags(p)
 
 
-def _dropout_rates(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
-    return value
-
-
 def _dropout(p, default):
-    p.add_argument("--dropout", type=_dropout_rates, nargs="+",
+    p.add_argument("--dropout", type=fraction, nargs="+",
                    default=None if default is None else list(default),
                    metavar="RATE", help="dropout rate of the conv layers and of the classifier "
                                         "(one value: both)" + ("" if default else " (default: "
@@ -183,8 +204,10 @@ def build_parser():
     _training(p, ann=True)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
                    help="sgd (ann.py's default) or adam (AMSGrad as the recipe has it) (default: the architecture's recipe, diet_np/recipes.py)")
-    p.add_argument("--weight-decay", type=float, default=None, help="(default: the architecture's recipe, diet_np/recipes.py)")
-    p.add_argument("--momentum", type=float, default=None, help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="(default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--momentum", type=fraction, default=None,
+                   help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
     _dropout(p, None)
 
     p = sub.add_parser("convert", help="ANN -> SNN with 99.7th-percentile thresholds")
@@ -229,8 +252,9 @@ def build_parser():
     _common(p)
     p.add_argument("--checkpoint", help="an SNN checkpoint: spike rates measured on test data")
     p.add_argument("--arch", choices=ARCHITECTURES, help="FLOPs only, no checkpoint needed")
-    p.add_argument("--num-classes", type=positive_int, default=10,
-                   help="with --arch: classes of the output layer")
+    p.add_argument("--num-classes", type=positive_int, default=None,
+                   help="with --arch: classes of the output layer (default: 1000 for "
+                        "vgg16_imagenet, else 10)")
     p.add_argument("--timesteps", type=positive_int, nargs="+", default=[5],
                    help="measure spike rates at these T")
     p.add_argument("--batch-size", type=positive_int, default=256)
@@ -250,11 +274,13 @@ def build_parser():
     p = sub.add_parser("import", help="an ANN (or SNN) from a .safetensors / .npz state dict")
     _common(p, device=False, test_images=False)
     p.add_argument("--from", dest="source", required=True, help="the .safetensors or .npz file")
-    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--arch", choices=ARCHITECTURES,
+                   help="the network (default: the one a diet-np export records)")
     p.add_argument("--format", choices=("authors", "diet-np"), default="authors",
                    help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's")
-    p.add_argument("--timesteps", type=positive_int, default=5,
-                   help="T recorded for an SNN (a file with leaks and thresholds)")
+    p.add_argument("--timesteps", type=positive_int, default=None,
+                   help="T recorded for an SNN (a file with leaks and thresholds) (default: "
+                        "the T a diet-np export records, else 5)")
     p.add_argument("--out", required=True, help="the checkpoint to write (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
@@ -305,6 +331,8 @@ def _data(args, recorded=None, *, source=""):
     if name == "shapes" and (args.data_dir is not None or args.no_download):
         raise ConfigError("--data-dir and --no-download apply to CIFAR; the shapes data set is "
                           "drawn in memory")
+    if name == "imagenet" and args.data_dir is None and recorded is not None:
+        args.data_dir = recorded.get("folder")             # the image folder it was trained on
     wanted = {"name": args.dataset, "n_train": args.n_train}
     wanted = {k: v for k, v in wanted.items() if v is not None}
     if recorded is None:
@@ -316,6 +344,9 @@ def _data(args, recorded=None, *, source=""):
                               "them out to use the checkpoint's data")
         spec = dict(name=recorded["name"], n_train=recorded["n_train"],
                     n_test=args.n_test or recorded["n_test"], seed=recorded["seed"] or 0)
+    if name == "shapes":              # drawn in float32, then kept as bytes: ~16 per pixel
+        images = sum(spec[k] or SHAPES_DEFAULT[k] for k in ("n_train", "n_test"))
+        check_bytes(16 * 3 * 32 * 32 * images, np, f"drawing {images} shapes images")
     dataset = load_data(**spec, root=args.data_dir, download=not args.no_download,
                         show_progress=not args.quiet)
     if recorded is not None:
@@ -324,6 +355,9 @@ def _data(args, recorded=None, *, source=""):
             if recorded[key] != have:
                 raise ConfigError(f"{source} was trained with {key} {recorded[key]}, but "
                                   f"{dataset.name} here has {have}")
+        if recorded.get("classes", list(dataset.class_names)) != list(dataset.class_names):
+            raise ConfigError(f"{source} was trained on the classes of {recorded['folder']}; "
+                              f"{args.data_dir} holds other ones")
         if fingerprint(dataset) != recorded["fingerprint"]:
             print(f"note: these {dataset.name} training images differ from the ones {source} "
                   "was trained on (another copy of the data?); using its normalisation",
@@ -342,6 +376,13 @@ def _model_data(args, model):
     dataset = _data(args, model.data, source=f"checkpoint {model.path}")
     use_model_normalisation(dataset, model)
     return dataset
+
+
+def _check_memory(net, model, xp, *, T, batch, what, training=False):
+    """Refuse, before the data set loads, a pass whose arrays cannot fit: ``batch``
+    images (at most the recorded training or test set) over T steps."""
+    n = model.data["n_train" if training else "n_test"]
+    check_fits(net, min(batch, n), T, xp, training=training, what=what)
 
 
 def _stored_run(args, expect_kind):
@@ -372,8 +413,31 @@ _TRAINING_FLAGS = {"epochs": ("epochs", _SAME), "batch_size": ("batch_size", _SA
 # --------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------
+def _check_image_size(arch, dataset_name):
+    """Refuse, before any data is read, an architecture built for other images."""
+    want = native_input_shape(arch)
+    have = (3, CROP, CROP) if dataset_name == "imagenet" else (3, 32, 32)
+    if want != have:
+        fits = "vgg16_imagenet (or a narrowed one)" if dataset_name == "imagenet" else \
+            "a CIFAR architecture"
+        raise ConfigError(f"{arch} takes {'x'.join(map(str, want))} images; {dataset_name}'s "
+                          f"are {'x'.join(map(str, have))}: use {fits}")
+
+
+def _eval_batch_for(input_shape) -> int:
+    """The test batch of a new training run and of ``convert``: 256 images of 32x32,
+    or as many pixels in larger images (5 at 224x224), so that its arrays stay those
+    of a CIFAR evaluation."""
+    return max(1, 256 * 32 * 32 // (input_shape[1] * input_shape[2]))
+
+
 def _cmd_demo(args, explicit):
+    _check_image_size(args.arch, args.dataset or "shapes")
     dataset = _data(args)
+    net, xp = build_network(args.arch, dataset.num_classes), get_xp(args.device)
+    check_fits(net, 32, args.timesteps, xp, training=True, what=f"--timesteps {args.timesteps}")
+    check_fits(net, eval_batch(256, args.long_timesteps), args.long_timesteps, xp,
+               training=False, what=f"--long-timesteps {args.long_timesteps}")
     # A short schedule: Adam instead of the paper's 100+ epochs of SGD, no augmentation.
     ann_cfg = ann_config(epochs=args.ann_epochs, optimizer="adam", lr=1e-3, weight_decay=0.0,
                          schedule="cosine", batch_size=32, augment=False, seed=args.seed,
@@ -391,13 +455,18 @@ def _cmd_train_ann(args, explicit):
     check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
     if stored is not None and "arch" not in explicit:
         args.arch = stored.arch
-    base = ann_config(**ann_recipe(args.arch))
-    cfg = _config(TrainConfig.from_dict(stored.config) if stored else base, args,
+    base = TrainConfig.from_dict(stored.config) if stored else ann_config(
+        **ann_recipe(args.arch), eval_batch_size=_eval_batch_for(native_input_shape(args.arch)))
+    optimizer = args.optimizer or base.optimizer
+    if "momentum" in explicit and optimizer != "sgd":
+        raise ConfigError(f"--momentum is SGD's; this run uses {optimizer} (pass --optimizer sgd)")
+    cfg = _config(base, args,
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
                       "momentum": ("momentum", _SAME), "optimizer": ("optimizer", _SAME),
                       "dropout": ("dropout", _two_rates)})
     xp = get_xp(args.device)
+    _check_image_size(args.arch, args.dataset or (stored.data["name"] if stored else "shapes"))
     dataset = _data(args, stored.data if stored else None, source=f"the run in {args.out}")
     net = build_network(args.arch, dataset.num_classes)
     net.engine = args.engine
@@ -415,6 +484,12 @@ def _cmd_convert(args, explicit):
         raise ChanceLevelError(f"{args.checkpoint}: the ANN's last test accuracy {last:.4f} is at "
                                "chance level; train it further before converting it")
     check_output_file(args.out, overwrite=args.overwrite, inputs=[args.checkpoint])
+    _check_memory(net, model, xp, T=1, batch=args.images, what=f"--images {args.images}",
+                  training=True)
+    test_batch = _eval_batch_for(net.input_shape)
+    for T in args.timesteps:
+        _check_memory(net, model, xp, T=T, batch=eval_batch(test_batch, T),
+                      what=f"--timesteps {T}")
     dataset = _model_data(args, model)
     net.encoding = args.encoding or "direct"
     snn, found = convert_model(net, params, dataset, xp, T_find=args.find_steps, scale=args.scale,
@@ -429,7 +504,8 @@ def _cmd_convert(args, explicit):
     print(f"converted SNN written to {args.out}")
     for T in args.timesteps:
         ev = evaluate(net, snn, dataset.x_test, dataset.y_test, dataset, T=T, mode="snn", xp=xp,
-                      show_progress=not args.quiet, desc=f"converted T={T}")
+                      batch_size=test_batch, show_progress=not args.quiet,
+                      desc=f"converted T={T}")
         print(f"converted SNN, T={T}: test accuracy {ev.accuracy:.4f}")
 
 
@@ -447,8 +523,12 @@ def _cmd_finetune(args, explicit):
     xp = get_xp(args.device)
     net, params, source = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
+    if stored is None:                       # a new run tests in batches its images allow
+        cfg.eval_batch_size = _eval_batch_for(net.input_shape)
     if stored is None and args.encoding is None:          # the converted net's encoding
         cfg.encoding = source.encoding
+    _check_memory(net, source, xp, T=cfg.T, batch=cfg.batch_size, training=True,
+                  what=f"--timesteps {cfg.T}, --batch-size {cfg.batch_size}")
     dataset = _model_data(args, source)
     origin = (f"converted, thresholds from T_find={source.origin['T_find']}"
               if "T_find" in source.origin else f"SNN trained at T={source.T}")
@@ -470,6 +550,9 @@ def _cmd_evaluate(args, explicit):
         if mode == "ann" and flag in explicit:
             raise ConfigError(f"--{flag} applies to an SNN; this evaluates an ANN (one step)")
     net.encoding = args.encoding or net.encoding
+    for T in [1] if mode == "ann" else args.timesteps:
+        _check_memory(net, model, xp, T=T, batch=eval_batch(args.batch_size, T),
+                      what=f"--timesteps {T}, --batch-size {args.batch_size}")
     dataset = _model_data(args, model)
     for T in [1] if mode == "ann" else args.timesteps:
         ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode=mode, xp=xp,
@@ -491,10 +574,12 @@ def _cmd_energy(args, explicit):
         if ignored:
             raise ConfigError("energy --arch counts FLOPs only; it takes no "
                               + ", ".join("--" + d.replace("_", "-") for d in ignored))
-        net = build_network(args.arch, args.num_classes)
+        net = build_network(args.arch, args.num_classes or default_classes(args.arch))
         rows = energy_table(net, {n: 0.0 for n in net.neurons})
         print(f"{args.arch}: " + ", ".join(f"{r.layer} {r.flops:,}" for r in rows))
         print(f"total FLOPs (MACs) per image: {sum(r.flops for r in rows):,}")
+        print(f"\n{args.arch}, {net.num_classes} classes, {'x'.join(map(str, net.input_shape))} "
+              f"input:\n\n{format_flops_table(rows)}")
         return
     if "num_classes" in explicit:
         raise ConfigError("--num-classes goes with --arch; a checkpoint records its classes")
@@ -502,6 +587,9 @@ def _cmd_energy(args, explicit):
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
     net.encoding = args.encoding or net.encoding
+    for T in args.timesteps:
+        _check_memory(net, model, xp, T=T, batch=eval_batch(args.batch_size, T),
+                      what=f"--timesteps {T}, --batch-size {args.batch_size}")
     dataset = _model_data(args, model)
     for T in args.timesteps:
         ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode="snn",
@@ -514,6 +602,10 @@ def _cmd_inspect(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
+    check_output_folder(args.out)
+    T = args.timesteps or model.T
+    _check_memory(net, model, xp, T=T, batch=args.images,
+                  what=f"--images {args.images}, --timesteps {T}")
     dataset = _model_data(args, model)
     inspect_checkpoint(net, params, model, dataset, args.out, xp=xp, T=args.timesteps,
                        images=args.images, seed=args.seed, overwrite=args.overwrite)
@@ -523,7 +615,7 @@ def _cmd_import(args, explicit):
     if args.dataset is None:
         raise ConfigError("import needs --dataset: the data set the weights were trained on "
                           "(its name, classes and normalisation go into the checkpoint)")
-    import_checkpoint(args.source, args.arch, args.format, _data(args), args.out,
+    import_checkpoint(args.source, args.arch, args.format, lambda: _data(args), args.out,
                       T=args.timesteps, overwrite=args.overwrite)
 
 
@@ -554,4 +646,10 @@ def main(argv=None):
     except DietError as exc:
         print(f"diet-np {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:          # arrays bigger than the estimate let through
+        print(f"diet-np {args.command}: error: out of memory: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:             # the reader of the output left (diet-np ... | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no error at exit
+        return 141                      # as a shell reports a process ended by SIGPIPE
     return 0

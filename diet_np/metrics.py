@@ -97,6 +97,17 @@ def format_energy_table(rows) -> str:
     return "\n".join(lines)
 
 
+def format_flops_table(rows) -> str:
+    """A markdown table of per-layer FLOPs (MACs per image), their share and the
+    ANN's energy (``E_ANN``, no spike rates needed), with totals."""
+    t = energy_totals(rows)
+    lines = ["| layer | FLOPs (MACs) | share | E_ANN (uJ) |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {r.layer} | {r.flops:,} | {r.flops / t['flops']:.2%} | {r.ann_pj * 1e-6:.3f} |"
+              for r in rows]
+    lines.append(f"| **total** | {t['flops']:,} | 100.00% | {t['ann_joules'] * 1e6:.3f} |")
+    return "\n".join(lines)
+
+
 def format_spike_rates(net, rates: dict) -> str:
     """A markdown table of per-layer spike rates plus both network averages."""
     lines = ["| layer | neurons | spikes / neuron (all T) |", "| --- | ---: | ---: |"]

@@ -34,8 +34,12 @@ def load_data(name, root=None, download=True, n_train=None, n_test=None, seed=0,
     downloaded when missing and allowed (a progress bar unless ``show_progress``
     is False); for CIFAR,
     ``n_train`` / ``n_test`` take the first images of the official files (their
-    order is already random), and the normalisation comes from that subset.
+    order is already random), and the normalisation comes from that subset; an
+    image folder (``imagenet``, at ``root``) takes its first images taken class by
+    class in turn, normalised with ImageNet's mean and std.
     """
+    if name == "imagenet":
+        return load_dataset(name, root=root, n_train=n_train, n_test=n_test)
     if name == "shapes":
         return load_dataset(name, n_train=n_train or SHAPES_DEFAULT["n_train"],
                             n_test=n_test or SHAPES_DEFAULT["n_test"], seed=seed)
@@ -78,7 +82,8 @@ def model_dataset(model, show_progress=False):
     """The data set ``model`` records (name, subset, generator seed), normalised as it
     was trained (:func:`use_model_normalisation`)."""
     data = model.data
-    dataset = load_data(data["name"], n_train=data["n_train"], n_test=data["n_test"],
+    dataset = load_data(data["name"], root=data.get("folder"), n_train=data["n_train"],
+                        n_test=data["n_test"],
                         seed=data["seed"] or 0, show_progress=show_progress)
     use_model_normalisation(dataset, model)
     return dataset
@@ -121,7 +126,9 @@ def require_learned(evaluation, num_classes, what) -> None:
 def report(net, evaluation, title):
     """Markdown: accuracy, spike-rate table and energy table of an SNN evaluation."""
     rows = energy_table(net, evaluation.spike_rates)
-    return "\n\n".join([f"### {title}", f"accuracy {evaluation.accuracy:.4f} at T={evaluation.T}",
+    top5 = "" if evaluation.top5 is None else f", top-5 {evaluation.top5:.4f}"
+    return "\n\n".join([f"### {title}",
+                        f"accuracy {evaluation.accuracy:.4f}{top5} at T={evaluation.T}",
                         format_spike_rates(net, evaluation.spike_rates), format_energy_table(rows)])
 
 

@@ -22,6 +22,7 @@ the network is still at chance level after ``chance_epochs`` epochs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ from .checkpoint import check_compatible
 from .data import check_labeled_images, iterate_batches, num_batches
 from .engine import get_engine
 from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
+from .limits import check_fits
 from .encoding import ENCODINGS
 from .metrics import network_spike_rate, spike_rates
 from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
@@ -90,11 +92,16 @@ class TrainConfig:
              f"batch size must be an integer >= 1; got {self.batch_size!r}"),
             (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1,
              f"evaluation batch size must be an integer >= 1; got {self.eval_batch_size!r}"),
-            (isinstance(self.lr, (int, float)) and self.lr > 0, f"learning rate must be > 0; got {self.lr!r}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0; got {self.weight_decay!r}"),
+            (_is_real(self.lr) and 0 < self.lr < math.inf,
+             f"learning rate must be a finite number > 0; got {self.lr!r}"),
+            (_is_real(self.weight_decay) and 0 <= self.weight_decay < math.inf,
+             f"weight decay must be a finite number >= 0; got {self.weight_decay!r}"),
+            (_is_real(self.momentum) and 0 <= self.momentum < 1,
+             f"momentum must lie in [0, 1); got {self.momentum!r}"),
             (_is_int(self.T) and self.T >= 1, f"T (timesteps) must be an integer >= 1; got {self.T!r}"),
             (self.mode == "snn" or self.T == 1, "the ANN runs one step: T must be 1 in mode 'ann'"),
-            (all(0 <= p < 1 for p in self.dropout.values()),
+            (isinstance(self.dropout, dict) and set(self.dropout) == {"conv", "fc"}
+             and all(_is_real(p) and 0 <= p < 1 for p in self.dropout.values()),
              f"dropout rates must lie in [0, 1); got {self.dropout}"),
             (_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0; got {self.seed!r}"),
             (_is_int(self.chance_epochs) and self.chance_epochs >= 0,
@@ -107,8 +114,8 @@ class TrainConfig:
              and len(set(self.learn)) == len(self.learn),
              f"learn names the parameter kinds to train, weights among them, each once, from "
              f"{PARAM_KINDS}; got {self.learn!r}"),
-            (isinstance(self.neuron_lr_factor, (int, float)) and self.neuron_lr_factor > 0,
-             f"neuron_lr_factor must be > 0; got {self.neuron_lr_factor!r}"),
+            (_is_real(self.neuron_lr_factor) and 0 < self.neuron_lr_factor < math.inf,
+             f"neuron_lr_factor must be a finite number > 0; got {self.neuron_lr_factor!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -123,18 +130,27 @@ class TrainConfig:
     def from_dict(cls, d):
         """The config stored by :meth:`to_dict`; unknown or missing fields are a ConfigError."""
         names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(d, dict):
+            raise ConfigError(f"a stored training config is a dict, not {type(d).__name__}")
         d = {**ADDED_FIELDS, **d}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
             raise ConfigError("stored training config does not match this diet-np's: "
                               + "; ".join(p for p in (f"unknown {unknown}" if unknown else "",
                                                       f"missing {missing}" if missing else "") if p))
-        d["milestones"], d["learn"] = tuple(d["milestones"]), tuple(d["learn"])
+        for key in ("milestones", "learn"):
+            if not isinstance(d[key], (list, tuple)):
+                raise ConfigError(f"stored training config: {key} is {d[key]!r}, not a list")
+            d[key] = tuple(d[key])
         return cls(**d)
 
 
 def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def ann_config(**overrides) -> TrainConfig:
@@ -195,6 +211,7 @@ class Evaluation:
     T: int
     mode: str
     spike_rates: dict          # layer -> spikes per neuron over all T (SNN only)
+    top5: float | None = None  # the label among the 5 highest outputs (over 5 classes only)
 
     def at_chance(self, num_classes) -> bool:
         """True when the accuracy is under 1.5x chance (:func:`diet_np.errors.chance_level`)."""
@@ -203,15 +220,24 @@ class Evaluation:
     def summary(self, net=None):
         d = {"accuracy": self.accuracy, "loss": self.loss, "images": self.images, "T": self.T,
              "mode": self.mode, "spike_rates": self.spike_rates}
+        if self.top5 is not None:
+            d["top5_accuracy"] = self.top5
         if self.spike_rates and net is not None:
             d["network_spike_rate"], d["mean_layer_spike_rate"] = network_spike_rate(net, self.spike_rates)
         return d
 
 
+def eval_batch(batch_size, T):
+    """The batch :func:`evaluate` runs at T: for T > 5 it shrinks so that T * batch
+    stays at most 5 * ``batch_size``."""
+    return max(1, batch_size * 5 // T) if T > 5 else batch_size
+
+
 def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_progress=True,
              desc="evaluate", surrogate="triangle", encoding=None, seed=0):
-    """Accuracy, mean loss and per-layer spike rates on (x, y) (host uint8 images),
-    normalised with ``dataset.mean`` / ``dataset.std``.  ``encoding``: the input
+    """Accuracy (and top-5 accuracy for more than 5 classes), mean loss and per-layer
+    spike rates on (x, y) (host uint8 images), normalised with ``dataset.mean`` /
+    ``dataset.std``.  ``encoding``: the input
     encoding (None: the network's); rate-coded spikes are drawn from ``seed``.
 
     For T > 5 the batch shrinks so that T * batch stays at most 5 * batch_size:
@@ -219,8 +245,9 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     """
     net.validate(params, None, T, mode)
     check_labeled_images(x, y, net.num_classes, desc, net.input_shape)
-    batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
-    loss_sum = correct = 0
+    batch_size = eval_batch(batch_size, T)
+    check_fits(net, min(batch_size, len(x)), T, xp, training=False, what=f"{desc} at T={T}")
+    loss_sum = correct = top5 = 0
     counts = {}
     rng = default_rng(xp, seed)          # rate-coded input only; dropout is off here
     bar = progress(iterate_batches(x, y, batch_size, xp, shuffle=False, mean=dataset.mean,
@@ -233,11 +260,15 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
         loss, _ = softmax_cross_entropy(logits, yb, check=False)
         loss_sum = loss_sum + loss * len(yb)
         correct = correct + (logits.argmax(axis=1) == yb).sum()
+        if net.num_classes > 5:      # fewer than 5 outputs score above the label's
+            label = xp.take_along_axis(logits, yb[:, None], axis=1)
+            top5 = top5 + ((logits > label).sum(axis=1) < 5).sum()
         for k, v in trace.spike_counts.items():
             counts[k] = counts.get(k, 0) + v
     n = len(x)
     rates = spike_rates(net, {k: float(v) for k, v in counts.items()}, n) if mode == "snn" else {}
-    return Evaluation(float(correct) / n, float(loss_sum) / n, n, T, mode, rates)
+    return Evaluation(float(correct) / n, float(loss_sum) / n, n, T, mode, rates,
+                      float(top5) / n if net.num_classes > 5 else None)
 
 
 #: Losses are read back to the host (one sync) every this many steps, to stop at
@@ -341,6 +372,8 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
     for split in ("train", "test"):
         check_labeled_images(getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}"),
                              net.num_classes, f"{dataset.name} {split}", net.input_shape)
+    check_fits(net, min(cfg.batch_size, len(dataset.x_train)), cfg.T, xp, training=True,
+               what=f"batch size {cfg.batch_size} at T={cfg.T}")
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     log = RunLog(os.path.join(run_dir, LOG))
     data = data_record(dataset)
@@ -440,6 +473,8 @@ def end_epoch(net, params, run: Run, dataset, record, xp, show_progress=True) ->
                     encoding=cfg.encoding)
     seconds = record.pop("train_seconds")
     record.update(test_loss=test.loss, test_acc=test.accuracy, train_seconds=seconds)
+    if test.top5 is not None:
+        record["test_top5"] = test.top5
     if cfg.mode == "snn":
         record["leaks"] = {n: float(params[f"{n}.leak"]) for n in net.neurons}
         record["thresholds"] = {n: float(params[f"{n}.threshold"]) for n in net.neurons}
@@ -456,7 +491,8 @@ def end_epoch(net, params, run: Run, dataset, record, xp, show_progress=True) ->
         plot_curves(run.history, curves)
     print(f"{cfg.mode} epoch {epoch}/{cfg.epochs}: lr {record['lr']:.3g} | train loss "
           f"{record['train_loss']:.4f} acc {record['train_acc']:.4f} | test acc "
-          f"{test.accuracy:.4f} | {seconds:.1f}s", flush=True)
+          f"{test.accuracy:.4f}" + ("" if test.top5 is None else f" top-5 {test.top5:.4f}")
+          + f" | {seconds:.1f}s", flush=True)
     if epoch == cfg.chance_epochs and test.at_chance(net.num_classes):
         raise ChanceLevelError(
             f"{cfg.mode.upper()} test accuracy {test.accuracy:.4f} after {epoch} epochs is at "

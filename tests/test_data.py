@@ -381,8 +381,8 @@ def test_diet_np_data_is_honoured(tmp_path, monkeypatch):
 
 
 def test_registry_names():
-    assert DATASETS == ("shapes", "cifar10", "cifar100")
-    with pytest.raises(DataError, match="shapes, cifar10, cifar100"):
+    assert DATASETS == ("shapes", "cifar10", "cifar100", "imagenet")
+    with pytest.raises(DataError, match="shapes, cifar10, cifar100, imagenet"):
         load_dataset("mnist")
     ds = load_dataset("shapes", n_train=20, n_test=10, seed=3)
     assert ds.name == "shapes" and ds.x_train.shape == (20, 3, 32, 32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module, to_device
+from .imagenet import FolderImages, stream_batches
 from .transforms import apply_crop_flip, crop_flip_params, normalize
 
 
@@ -27,7 +28,10 @@ def iterate_batches(x, y, batch_size, xp, shuffle=True, rng=None, augment=False,
     NumPy, or already on some device); ``batch_size`` >= 1; ``xp`` the target array
     module (``diet_np.backend.get_xp(device)``); ``shuffle``; ``rng`` a host
     ``numpy.random.Generator``, required when shuffling or augmenting (an int seed
-    makes a fresh one, hence the same order on every call); ``augment`` random crop (zero padding ``pad``) + horizontal flip;
+    makes a fresh one, hence the same order on every call); ``augment`` random crop
+    (zero padding ``pad``) + horizontal flip (for an image folder,
+    :class:`~diet_np.data.imagenet.FolderImages`: the random resized crop + flip,
+    decoded a few batches ahead by :func:`~diet_np.data.imagenet.stream_batches`);
     ``mean``/``std`` per-channel statistics in [0, 1] units (e.g. ``Dataset.mean``),
     required; ``drop_last`` skips a final short batch.
     """
@@ -45,10 +49,14 @@ def iterate_batches(x, y, batch_size, xp, shuffle=True, rng=None, augment=False,
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"iterate_batches: rng must be a host numpy.random.Generator, got "
                         f"{type(rng).__name__}")
-    src_xp = array_module(x, y)
     n = len(x)
     order = rng.permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
+    if isinstance(x, FolderImages):
+        yield from stream_batches(x, y, order[:stop], batch_size, xp, rng if augment else None,
+                                  mean, std)
+        return
+    src_xp = array_module(x, y)
     for start in range(0, stop, batch_size):
         idx = order[start:start + batch_size]
         if src_xp is not np:

@@ -162,8 +162,9 @@ def check_labeled_images(x, y, num_classes: int, what: str, image_shape=None) ->
     ``image_shape`` is given; ``y``: a host integer array (N,) with every label in
     [0, num_classes).  ``what`` names the set in the message (e.g. "cifar10 test").
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[0] == 0 \
-            or (image_shape is not None and x.shape[1:] != tuple(image_shape)):
+    from .imagenet import FolderImages        # images read from a folder when batched
+    if not isinstance(x, (np.ndarray, FolderImages)) or x.dtype != np.uint8 or x.ndim != 4 \
+            or x.shape[0] == 0 or (image_shape is not None and x.shape[1:] != tuple(image_shape)):
         shape = "C, H, W" if image_shape is None else ", ".join(map(str, image_shape))
         desc = (f"{type(x).__name__} dtype {getattr(x, 'dtype', '?')} "
                 f"shape {getattr(x, 'shape', '?')}")
