@@ -247,20 +247,24 @@ def build_parser():
                    help="draws the images and neurons shown")
     p.add_argument("--overwrite", action="store_true", help="replace figures already in OUT")
 
-    p = sub.add_parser("import", help="an ANN (or SNN) from a .safetensors / .npz state dict")
+    p = sub.add_parser("import", help="an ANN or SNN from a state dict")
     _common(p, device=False, test_images=False)
-    p.add_argument("--from", dest="source", required=True, help="the .safetensors or .npz file")
+    p.add_argument("--from", dest="source", required=True,
+                   help="a .safetensors or .npz file; authors: also .pth")
     p.add_argument("--arch", required=True, choices=ARCHITECTURES)
     p.add_argument("--format", choices=("authors", "diet-np"), default="authors",
                    help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's")
-    p.add_argument("--timesteps", type=positive_int, default=5,
-                   help="T recorded for an SNN (a file with leaks and thresholds)")
+    p.add_argument("--timesteps", type=positive_int, default=None,
+                   help="T recorded for an SNN (default: the file's timesteps, else 5)")
     p.add_argument("--out", required=True, help="the checkpoint to write (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
-    p = sub.add_parser("export", help="a checkpoint's parameters as .safetensors or .npz")
+    p = sub.add_parser("export", help="a checkpoint's parameters as a state dict")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True, help="FILE.safetensors or FILE.npz")
+    p.add_argument("--out", required=True,
+                   help="FILE.safetensors or FILE.npz; authors: also FILE.pth")
+    p.add_argument("--format", choices=("diet-np", "authors"), default="diet-np",
+                   help="diet-np: diet-np's keys; authors: the authors' PyTorch keys")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
     p = sub.add_parser("lessons", help="list the lessons shipped with the package, or copy them")
@@ -528,7 +532,7 @@ def _cmd_import(args, explicit):
 
 
 def _cmd_export(args, explicit):
-    export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite, fmt=args.format)
 
 
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,

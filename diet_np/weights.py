@@ -25,16 +25,17 @@ import os
 
 import numpy as np
 
-from .architectures import VGG_CONFIGS, arch_name, build_network
+from .architectures import VGG_CONFIGS, arch_name, build_network, split_width
 from .backend import TRAIN_DTYPE, to_host
 from .checkpoint import atomic_write
 from .errors import DietError
 from .model_file import data_record
 from .outputs import check_output_file
 from .pipeline import load_model, save_model
+from . import authors_format
 
 FORMATS = ("authors", "diet-np")
-AUTHORS_ARCHS = ("vgg6", "vgg16", "resnet20")
+EXPORT_FORMATS = ("diet-np", "authors")
 METADATA = "__metadata__"
 
 _ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
@@ -179,7 +180,7 @@ def _authors_vgg_names(arch) -> dict:
     of the dropout it replaces.  ``classifier`` is Linear, ReLU, Dropout per
     hidden layer, then the output Linear.
     """
-    features, classifier = VGG_CONFIGS[arch]
+    features, classifier = VGG_CONFIGS[split_width(arch)[0]]   # widths do not move keys
     names, index, conv = {}, 0, 0
     for token in features:
         if token in ("A", "M"):
@@ -211,11 +212,14 @@ def _authors_resnet_names(net) -> dict:
 
 
 def authors_names(arch, net) -> dict:
-    """``{diet-np weight key: the authors' state-dict key}`` for ``vgg6``, ``vgg16``
-    or ``resnet20`` (their VGG6, also called VGG5, VGG16 and ResNet20)."""
-    if arch not in AUTHORS_ARCHS:
-        raise WeightsError(f"no key map for the authors' {arch!r}; the authors' models mapped "
-                           f"are {', '.join(AUTHORS_ARCHS)} (or use --format diet-np)")
+    """``{diet-np weight key: the authors' state-dict key}`` for ``resnet20`` and
+    every named VGG (their VGG5 is diet-np's ``vgg6``; their layer-list rule gives
+    the keys of the other VGGs and of the ``_w<k>`` widths)."""
+    if not isinstance(arch, str) or (arch != "resnet20"
+                                     and split_width(arch)[0] not in VGG_CONFIGS):
+        raise WeightsError(f"no key map for the authors' {arch_name(arch)!r}: the authors' "
+                           "layout exists for resnet20 and the named VGGs (or use --format "
+                           "diet-np)")
     names = _authors_resnet_names(net) if arch == "resnet20" else _authors_vgg_names(arch)
     weights = [k for k, s in net.specs.items() if s.kind == "weight"]
     assert sorted(names) == sorted(weights), "the key map and the network disagree"
@@ -241,7 +245,7 @@ def _float_param(path, name, key, value, shape):
     return np.asarray(value, dtype=TRAIN_DTYPE)
 
 
-def import_params(path, arch, num_classes, fmt="authors"):
+def import_params(path, arch, num_classes, fmt="authors", saved=None):
     """Read a weights file into a new network's parameters.
 
     Returns ``(net, params, kind)``: ``kind`` is ``"snn"`` when the file (in
@@ -249,12 +253,18 @@ def import_params(path, arch, num_classes, fmt="authors"):
     ``"ann"`` (leaks and thresholds then keep their initial value 1, and the
     weights go on to conversion).  Every tensor of the file must find its
     parameter and every weight its tensor, with the right shape; float16,
-    bfloat16 and float64 tensors are cast to float32.
+    bfloat16 and float64 tensors are cast to float32.  ``authors`` files may
+    also be ``.pth`` and hold leaks and thresholds (:mod:`diet_np.authors_format`);
+    ``saved`` (a dict), when given, receives the file's ``timesteps`` (or None).
     """
     if fmt not in FORMATS:
         raise WeightsError(f"unknown weights format {fmt!r}; choose from {', '.join(FORMATS)}")
-    tensors, metadata = read_tensors(path)
-    tensors = _strip_module_prefix(tensors)
+    if fmt == "authors":
+        tensors, file_saved = authors_format.read_authors_file(path, WeightsError)
+        metadata = {}
+    else:
+        tensors, metadata = read_tensors(path)
+        tensors = _strip_module_prefix(tensors)
     if metadata.get("format") == "diet-np" and metadata.get("arch") != json.dumps(arch):
         raise WeightsError(f"{path} was exported from a {arch_name(json.loads(metadata['arch']))} "
                            f"network, not {arch}")
@@ -262,6 +272,11 @@ def import_params(path, arch, num_classes, fmt="authors"):
     params = {k: np.ones(s.shape, TRAIN_DTYPE) for k, s in net.specs.items() if s.kind != "weight"}
     names = authors_names(arch, net) if fmt == "authors" else \
         {k: k for k, s in net.specs.items() if s.kind == "weight"}
+    if fmt == "authors":
+        names.update(authors_format.authors_neurons(path, tensors, file_saved, arch, net,
+                                                    WeightsError))
+        if saved is not None:
+            saved["timesteps"] = authors_format.saved_timesteps(path, file_saved, WeightsError)
     if fmt == "diet-np":
         neuron_keys = [k for k, s in net.specs.items() if s.kind != "weight"]
         present = [k for k in neuron_keys if k in tensors]
@@ -286,7 +301,7 @@ def import_params(path, arch, num_classes, fmt="authors"):
     for key, name in names.items():
         params[key] = _float_param(path, name, key, tensors[name], net.specs[key].shape)
     params = {k: params[k] for k in net.specs}      # the network's order
-    kind = "snn" if fmt == "diet-np" and len(names) == len(net.specs) else "ann"
+    kind = "snn" if len(names) == len(net.specs) else "ann"
     if kind == "snn":
         net.validate(params, mode="snn")
     return net, params, kind
@@ -302,25 +317,41 @@ def export_params(path, params, model) -> None:
     write_tensors(path, params, metadata)
 
 
-def import_checkpoint(source, arch, fmt, dataset, out, T=5, overwrite=False):
+def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
     """``diet-np import``: a weights file -> a diet-np checkpoint at ``out``, written
     by :func:`diet_np.pipeline.save_model` (an ANN that ``convert`` accepts, or an
-    SNN at T when the file holds leaks and thresholds).  Returns the kind."""
+    SNN when the file holds leaks and thresholds, at ``T``: by default the file's
+    own ``timesteps``, else 5).  Returns the kind."""
     check_output_file(out, overwrite=overwrite, inputs=[source])
-    net, params, kind = import_params(source, arch, dataset.num_classes, fmt)
+    saved = {}
+    net, params, kind = import_params(source, arch, dataset.num_classes, fmt, saved)
+    T = T or saved.get("timesteps") or 5
     save_model(out, params, arch=arch, kind=kind, T=T if kind == "snn" else 1,
                data=data_record(dataset),
                origin={"imported_from": os.path.abspath(source), "import_format": fmt})
     taken = "weights, leaks and thresholds" if kind == "snn" else "weights"
-    print(f"{kind.upper()} {arch} written to {out} ({taken} from {source})")
+    at = f" at T = {T}" if kind == "snn" else ""
+    print(f"{kind.upper()} {arch}{at} written to {out} ({taken} from {source})")
     return kind
 
 
-def export_checkpoint(checkpoint, out, overwrite=False):
-    """``diet-np export``: a checkpoint's parameters to ``out`` (.safetensors/.npz)."""
-    _suffix(out)
+def export_checkpoint(checkpoint, out, overwrite=False, fmt="diet-np"):
+    """``diet-np export``: a checkpoint's parameters to ``out``: ``diet-np`` names
+    (.safetensors/.npz) or the authors' (.safetensors/.npz/.pth, see
+    :mod:`diet_np.authors_format`)."""
+    if fmt not in EXPORT_FORMATS:
+        raise WeightsError(f"unknown export format {fmt!r}; choose from "
+                           f"{', '.join(EXPORT_FORMATS)}")
+    suffixes = {"diet-np": (".safetensors", ".npz"),
+                "authors": (".safetensors", ".npz", ".pth")}[fmt]
+    if not os.fspath(out).endswith(suffixes):
+        raise WeightsError(f"{out}: --format {fmt} writes a {' or '.join(suffixes)} file")
     check_output_file(out, overwrite=overwrite, inputs=[checkpoint])
-    _, params, model = load_model(checkpoint, np)
-    export_params(out, params, model)
+    net, params, model = load_model(checkpoint, np)
+    if fmt == "authors":
+        authors_format.write_authors(out, params, model.arch, net, model.kind, model.T,
+                                     WeightsError)
+    else:
+        export_params(out, params, model)
     print(f"{len(params)} parameters of the {model.kind.upper()} {arch_name(model.arch)} "
-          f"written to {out}")
+          f"written to {out} (--format {fmt})")
