@@ -32,10 +32,10 @@ from .errors import DietError
 from .model_file import data_record
 from .outputs import check_output_file
 from .pipeline import load_model, save_model
-from . import authors_format
+from . import authors_format, nir_format
 
 FORMATS = ("authors", "diet-np")
-EXPORT_FORMATS = ("diet-np", "authors")
+EXPORT_FORMATS = ("diet-np", "authors", "nir")
 METADATA = "__metadata__"
 
 _ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
@@ -324,7 +324,11 @@ def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
     own ``timesteps``, else 5).  Returns the kind."""
     check_output_file(out, overwrite=overwrite, inputs=[source])
     saved = {}
-    net, params, kind = import_params(source, arch, dataset.num_classes, fmt, saved)
+    if fmt == "nir":
+        net, params, kind, saved["timesteps"] = nir_format.import_nir(source, arch,
+                                                                      dataset.num_classes)
+    else:
+        net, params, kind = import_params(source, arch, dataset.num_classes, fmt, saved)
     T = T or saved.get("timesteps") or 5
     save_model(out, params, arch=arch, kind=kind, T=T if kind == "snn" else 1,
                data=data_record(dataset),
@@ -337,13 +341,13 @@ def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
 
 def export_checkpoint(checkpoint, out, overwrite=False, fmt="diet-np"):
     """``diet-np export``: a checkpoint's parameters to ``out``: ``diet-np`` names
-    (.safetensors/.npz) or the authors' (.safetensors/.npz/.pth, see
-    :mod:`diet_np.authors_format`)."""
+    (.safetensors/.npz), the authors' (.safetensors/.npz/.pth, see
+    :mod:`diet_np.authors_format`) or a NIR graph (.nir, :mod:`diet_np.nir_format`)."""
     if fmt not in EXPORT_FORMATS:
         raise WeightsError(f"unknown export format {fmt!r}; choose from "
                            f"{', '.join(EXPORT_FORMATS)}")
     suffixes = {"diet-np": (".safetensors", ".npz"),
-                "authors": (".safetensors", ".npz", ".pth")}[fmt]
+                "authors": (".safetensors", ".npz", ".pth"), "nir": (".nir",)}[fmt]
     if not os.fspath(out).endswith(suffixes):
         raise WeightsError(f"{out}: --format {fmt} writes a {' or '.join(suffixes)} file")
     check_output_file(out, overwrite=overwrite, inputs=[checkpoint])
@@ -351,6 +355,8 @@ def export_checkpoint(checkpoint, out, overwrite=False, fmt="diet-np"):
     if fmt == "authors":
         authors_format.write_authors(out, params, model.arch, net, model.kind, model.T,
                                      WeightsError)
+    elif fmt == "nir":
+        nir_format.export_nir(out, net, params, model)
     else:
         export_params(out, params, model)
     print(f"{len(params)} parameters of the {model.kind.upper()} {arch_name(model.arch)} "
