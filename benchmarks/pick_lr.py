@@ -7,7 +7,8 @@ test each at T on the last ``--check`` training images (held out: never trained 
 The paper fine-tunes at 1e-4 for 100-150 epochs; a CPU run affords a few, and the
 rate that learns fastest in one epoch is the one to spend them at.  Each run is the
 library's training loop (:func:`diet_np.training.fit`) in OUT/lr<value>, so a rerun
-reuses the runs that finished.  Prints a line per rate and the best; writes nothing else.
+reuses the runs that finished.  Prints a line per rate and the best (never one that
+leaves the network at chance level or silent); writes nothing else.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import sys
 from diet_np.backend import get_xp
 from diet_np.cli import positive_float, positive_int
 from diet_np.engine import apply_process_settings
-from diet_np.errors import DietError
+from diet_np.errors import ChanceLevelError, ConfigError, DietError, chance_level
 from diet_np.pipeline import load_model, model_dataset
 from diet_np.training import diet_config, fit
 
@@ -49,24 +50,30 @@ def choose_lr(args):
     net, start, model = load_model(args.source, xp, expect_kind=("snn",))
     full = model_dataset(model)
     if args.images + args.check > len(full.x_train):
-        raise SystemExit(f"--images {args.images} + --check {args.check} exceed the "
+        raise ConfigError(f"--images {args.images} + --check {args.check} exceed the "
                          f"{len(full.x_train)} training images of {args.source}")
     probe = dataclasses.replace(
         full, x_train=full.x_train[:args.images], y_train=full.y_train[:args.images],
         x_test=full.x_train[-args.check:], y_test=full.y_train[-args.check:], test_of=None,
         note=f"{full.note}; probe: first {args.images} training images, tested on the last "
              f"{args.check}")
-    results = {}
+    results, usable = {}, []
     for lr in args.lrs:
         params = {k: v.copy() for k, v in start.items()}
         cfg = diet_config(T=args.timesteps, epochs=1, lr=lr, encoding=net.encoding)
         epoch = fit(net, params, probe, cfg, os.path.join(args.out, f"lr{lr:g}"), arch=model.arch,
                     xp=xp, resume=True, finished="load", show_progress=False)[-1]
         results[lr] = epoch["test_acc"]          # the run's test set: the held-out images
+        if epoch["test_acc"] >= chance_level(net.num_classes) and epoch["spike_rate"] > 0:
+            usable.append(lr)
         print(f"lr {lr:g}: training loss {epoch['train_loss']:.4f} over the epoch, accuracy "
               f"{epoch['test_acc']:.4f} on {len(probe.x_test)} held-out training images at "
               f"T={args.timesteps}", flush=True)
-    best = max(results, key=results.get)
+    if not usable:
+        raise ChanceLevelError(f"every rate left {args.source} at chance level (under "
+                               f"{chance_level(net.num_classes):.3f}) or silent on the held-out "
+                               "images: no best rate")
+    best = max(usable, key=results.get)
     print(f"best lr {best:g}")
 
 

@@ -1,6 +1,8 @@
 """Step 3 of the conversion with the factor chosen by measurement: scale the thresholds of
 a converted SNN (searched at scale 1) by each candidate, test each at T on training
-images, and write the best as a new converted SNN.
+images, and write the best as a new converted SNN.  A factor that leaves the network
+at chance level or a layer silent is never the best; when every one does, nothing is
+written.
 
     python benchmarks/pick_scale.py RUN/converted_T100.npz RUN/converted.npz \
         --timesteps 5 --images 2000
@@ -22,7 +24,7 @@ from diet_np.backend import get_xp
 from diet_np.cli import positive_float, positive_int
 from diet_np.conversion import scale_thresholds
 from diet_np.engine import apply_process_settings
-from diet_np.errors import DietError
+from diet_np.errors import ChanceLevelError, ConfigError, DietError, chance_level
 from diet_np.metrics import network_spike_rate
 from diet_np.outputs import check_output_file
 from diet_np.pipeline import load_model, model_dataset, save_model
@@ -61,20 +63,26 @@ def choose_scale(args):
     xp = get_xp(args.device)
     net, unscaled, model = load_model(args.source, xp, expect_kind=("snn",))
     if model.origin.get("scale") != 1.0:
-        raise SystemExit(f"{args.source}: its thresholds are scaled by "
+        raise ConfigError(f"{args.source}: its thresholds are scaled by "
                          f"{model.origin.get('scale')}; pass one converted with --scale 1.0")
     dataset = model_dataset(model)
     x, y = dataset.x_train[:args.images], dataset.y_train[:args.images]
-    results = {}
+    results, usable = {}, []
     for scale in args.scales:
         ev = evaluate(net, scaled(unscaled, scale), x, y, dataset, T=args.timesteps, mode="snn", xp=xp,
                       show_progress=False)
         silent = [n for n, r in ev.spike_rates.items() if r == 0.0]
         results[scale] = ev.accuracy
+        if not silent and not ev.at_chance(net.num_classes):
+            usable.append(scale)
         print(f"scale {scale}: accuracy {ev.accuracy:.4f} on {len(x)} training images at "
               f"T={args.timesteps}, network spike rate {network_spike_rate(net, ev.spike_rates)[0]:.3f}"
               + (f", silent layers {', '.join(silent)}" if silent else ""), flush=True)
-    best = max(results, key=results.get)
+    if not usable:
+        raise ChanceLevelError(f"every candidate scale left {args.source} at chance level (under "
+                               f"{chance_level(net.num_classes):.3f}) or with a silent layer at "
+                               f"T={args.timesteps}: no best scale, nothing written")
+    best = max(usable, key=results.get)
     origin = dict(model.origin, scale=best, scale_chosen_from={
         str(s): a for s, a in results.items()}, scale_chosen_on=f"{len(x)} training images")
     save_model(args.out, scaled(unscaled, best), arch=model.arch, kind="snn", T=args.timesteps,

@@ -15,7 +15,7 @@ leaks and thresholds are not registered parameters has only the lists.
 
 Reading: ``.pth`` through :func:`diet_np.pth_reader.read_pth` (no PyTorch, no
 code from the file), ``.safetensors`` and ``.npz`` through
-:func:`diet_np.weights.read_tensors`.  Writing ``.pth`` needs PyTorch
+:func:`diet_np.weights.read_weights`.  Writing ``.pth`` needs PyTorch
 (``torch.save``); ``.safetensors`` and ``.npz`` do not.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 from .pth_reader import read_pth
 
 SAVED_LISTS = ("thresholds", "leak")
+PTH_SUFFIXES = (".pth", ".pt")
 
 
 def neuron_names(arch, net) -> dict:
@@ -57,14 +58,10 @@ def neuron_names(arch, net) -> dict:
 
 
 def read_authors_file(path, error):
-    """``(state dict, saved)``: the named tensors of an authors' file (``.pth``,
-    ``.safetensors`` or ``.npz``; ``module.`` prefixes dropped) and, from a ``.pth``
-    dict as ``snn.py`` saves it, its ``thresholds``, ``leak`` and ``timesteps``
-    entries (``saved``; empty otherwise).  ``error``: the exception class to raise."""
-    from .weights import _strip_module_prefix, read_tensors
-    if not os.fspath(path).endswith((".pth", ".pt")):
-        tensors, _ = read_tensors(path)
-        return _strip_module_prefix(tensors), {}
+    """``(state dict, saved)`` of a ``.pth`` file: its named tensors and, from a dict
+    as ``snn.py`` saves it, the ``state_dict`` entry's tensors and its
+    ``thresholds``, ``leak`` and ``timesteps`` entries (``saved``; empty for a plain
+    state dict).  ``error``: the exception class to raise."""
     obj = read_pth(path)
     saved = {}
     if isinstance(obj, dict) and "state_dict" in obj:
@@ -78,7 +75,7 @@ def read_authors_file(path, error):
     if bad is not None:
         raise error(f"{path}: state-dict entry {bad!r} is {type(obj[bad]).__name__}, "
                     "not a named tensor")
-    return _strip_module_prefix(dict(obj)), saved
+    return dict(obj), saved
 
 
 def _saved_values(path, saved, key, count, error):
@@ -139,19 +136,21 @@ def authors_state(params, arch, net) -> dict:
     return {names[k]: np.asarray(params[k], np.float32) for k in net.specs}
 
 
-def write_authors(path, params, arch, net, kind, T, error) -> None:
-    """Write the authors' state dict: ``.safetensors``/``.npz`` (keys without
-    ``module.``, for ``model.load_state_dict``); ``.pth`` as ``snn.py`` saves it
-    (``module.`` keys of ``nn.DataParallel``, ``thresholds``, ``leak`` and
-    ``timesteps``; an ANN's without the neuron entries), through PyTorch."""
+def write_authors(path, params, net, model, metadata, error) -> None:
+    """Write the authors' state dict of a checkpoint (``model``: its
+    :class:`~diet_np.model_file.ModelFile`): ``.safetensors``/``.npz`` (keys without
+    ``module.``, for ``model.load_state_dict``; ``metadata`` as a diet-np export's);
+    ``.pth`` as ``snn.py`` saves it (``module.`` keys of ``nn.DataParallel``,
+    ``thresholds``, ``leak`` and ``timesteps``; an ANN's without the neuron
+    entries), through PyTorch."""
     from .checkpoint import atomic_write
     from .weights import write_tensors
+    arch, kind = model.arch, model.kind
     state = authors_state(params, arch, net)
     if kind == "ann":
         state = {k: v for k, v in state.items() if not k.startswith(("leak.", "threshold."))}
     if not os.fspath(path).endswith(".pth"):
-        write_tensors(path, state, {"format": "authors", "arch": arch, "kind": kind,
-                                    "T": str(T)})
+        write_tensors(path, state, metadata)
         return
     try:
         import torch
@@ -163,7 +162,7 @@ def write_authors(path, params, arch, net, kind, T, error) -> None:
         neurons = neuron_names(arch, net)
         obj["thresholds"] = [float(params[k]) for k in neurons if k.endswith(".threshold")]
         obj["leak"] = [float(params[k]) for k in neurons if k.endswith(".leak")]
-        obj["timesteps"] = int(T)
+        obj["timesteps"] = int(model.T)
     else:       # their snn.py prints an ANN file's accuracy; diet-np does not store one
         obj["accuracy"] = float("nan")
     atomic_write(path, lambda f: torch.save(obj, f))

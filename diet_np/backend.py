@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import settings
-from .errors import DietError
+from .errors import DietError, ParameterTypeError
 
 TRAIN_DTYPE = np.float32
 CHECK_DTYPE = np.float64
@@ -154,16 +154,17 @@ def default_rng(xp, seed):
 
 
 def require_array(name: str, a) -> None:
-    """Raise a clear ``TypeError`` naming ``name`` when ``a`` is not a NumPy, CuPy or
-    strict-device array (a list, a Python number, ...).  A NumPy scalar (what
-    arithmetic on a 0-d NumPy array returns) counts as a 0-d host array."""
+    """Raise a clear ``ParameterTypeError`` (a ``TypeError``) naming ``name`` when ``a``
+    is not a NumPy, CuPy or strict-device array (a list, a Python number, ...).  A NumPy
+    scalar (what arithmetic on a 0-d NumPy array returns) counts as a 0-d host array."""
     if _library_of(a) is None and not isinstance(a, np.generic):
-        raise TypeError(f"{name} must be an array (NumPy, CuPy or strict device); got "
-                        f"{type(a).__name__} {a!r:.60}")
+        raise ParameterTypeError(f"{name} must be an array (NumPy, CuPy or strict device); "
+                                 f"got {type(a).__name__} {a!r:.60}")
 
 
 def check_float_dtype(name: str, a, allowed=(np.float32, np.float64)) -> None:
-    """Raise a clear ``TypeError`` when ``a`` is not of a floating dtype we train in."""
+    """Raise a clear ``ParameterTypeError`` (a ``TypeError``) when ``a`` is not of a
+    floating dtype we train in."""
     if np.dtype(a.dtype) not in [np.dtype(d) for d in allowed]:
         names = " or ".join(np.dtype(d).name for d in allowed)
-        raise TypeError(f"{name} has dtype {np.dtype(a.dtype).name}; expected {names}")
+        raise ParameterTypeError(f"{name} has dtype {np.dtype(a.dtype).name}; expected {names}")

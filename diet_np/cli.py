@@ -19,6 +19,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from . import __version__
 from .architectures import ARCHITECTURES, build_network
 from .backend import get_xp
@@ -30,13 +32,14 @@ from .inspection import inspect_checkpoint
 from .lessons import lessons_command
 from .metrics import energy_table
 from .model_file import data_conflicts, fingerprint, read_model
-from .outputs import check_output_file, check_run_dir
-from .pipeline import (convert_model, load_data, load_model, report, require_learned, run_all,
-                       save_model, use_model_normalisation)
+from .limits import check_bytes, check_fits
+from .outputs import check_output_file, check_output_folder, check_run_dir
+from .pipeline import (SHAPES_DEFAULT, convert_model, load_data, load_model, report,
+                       require_learned, run_all, save_model, use_model_normalisation)
 from .recipes import ann_init, ann_recipe
 from .schedules import SCHEDULES
-from .training import (CHECKPOINT, PARAM_KINDS, TrainConfig, ann_config, diet_config, evaluate,
-                       fit)
+from .training import (CHECKPOINT, PARAM_KINDS, TrainConfig, ann_config, diet_config, eval_batch,
+                       evaluate, fit)
 from .weights import export_checkpoint, import_checkpoint
 
 TRAINING_COMMANDS = ("demo", "train-ann", "finetune")
@@ -58,13 +61,34 @@ def int_at_least(low):
 positive_int = int_at_least(1)
 
 
-def positive_float(text):
+def _number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    value = _number(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    """An argparse type: a finite number >= 0 (a weight decay)."""
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def fraction(text):
+    """An argparse type: a number in [0, 1) (a momentum, a dropout rate)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
     return value
 
 
@@ -111,15 +135,8 @@ def _training(p, ann):
     _run_flags(p)
 
 
-def _dropout_rates(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
-    return value
-
-
 def _dropout(p, default):
-    p.add_argument("--dropout", type=_dropout_rates, nargs="+",
+    p.add_argument("--dropout", type=fraction, nargs="+",
                    default=None if default is None else list(default),
                    metavar="RATE", help="dropout rate of the conv layers and of the classifier "
                                         "(one value: both)" + ("" if default else " (default: "
@@ -183,8 +200,10 @@ def build_parser():
     _training(p, ann=True)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
                    help="sgd (ann.py's default) or adam (AMSGrad as the recipe has it) (default: the architecture's recipe, diet_np/recipes.py)")
-    p.add_argument("--weight-decay", type=float, default=None, help="(default: the architecture's recipe, diet_np/recipes.py)")
-    p.add_argument("--momentum", type=float, default=None, help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="(default: the architecture's recipe, diet_np/recipes.py)")
+    p.add_argument("--momentum", type=fraction, default=None,
+                   help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
     _dropout(p, None)
 
     p = sub.add_parser("convert", help="ANN -> SNN with 99.7th-percentile thresholds")
@@ -251,12 +270,15 @@ def build_parser():
     _common(p, device=False, test_images=False)
     p.add_argument("--from", dest="source", required=True,
                    help="a .safetensors or .npz file; authors: also .pth; nir: a .nir file")
-    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--arch", choices=ARCHITECTURES,
+                   help="the network (default: the one a diet-np export or a NIR graph "
+                        "records)")
     p.add_argument("--format", choices=("authors", "diet-np", "nir"), default="authors",
                    help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's; "
                         "nir: a NIR graph as export --format nir writes it")
     p.add_argument("--timesteps", type=positive_int, default=None,
-                   help="T recorded for an SNN (default: the file's timesteps, else 5)")
+                   help="T recorded for an SNN (a file with leaks and thresholds) (default: "
+                        "the T the file records, else 5)")
     p.add_argument("--out", required=True, help="the checkpoint to write (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
@@ -322,6 +344,9 @@ def _data(args, recorded=None, *, source=""):
                               "them out to use the checkpoint's data")
         spec = dict(name=recorded["name"], n_train=recorded["n_train"],
                     n_test=args.n_test or recorded["n_test"], seed=recorded["seed"] or 0)
+    if name == "shapes":              # drawn in float32, then kept as bytes: ~16 per pixel
+        images = sum(spec[k] or SHAPES_DEFAULT[k] for k in ("n_train", "n_test"))
+        check_bytes(16 * 3 * 32 * 32 * images, np, f"drawing {images} shapes images")
     dataset = load_data(**spec, root=args.data_dir, download=not args.no_download,
                         show_progress=not args.quiet)
     if recorded is not None:
@@ -348,6 +373,13 @@ def _model_data(args, model):
     dataset = _data(args, model.data, source=f"checkpoint {model.path}")
     use_model_normalisation(dataset, model)
     return dataset
+
+
+def _check_memory(net, model, xp, *, T, batch, what, training=False):
+    """Refuse, before the data set loads, a pass whose arrays cannot fit: ``batch``
+    images (at most the recorded training or test set) over T steps."""
+    n = model.data["n_train" if training else "n_test"]
+    check_fits(net, min(batch, n), T, xp, training=training, what=what)
 
 
 def _stored_run(args, expect_kind):
@@ -380,6 +412,10 @@ _TRAINING_FLAGS = {"epochs": ("epochs", _SAME), "batch_size": ("batch_size", _SA
 # --------------------------------------------------------------------------
 def _cmd_demo(args, explicit):
     dataset = _data(args)
+    net, xp = build_network(args.arch, dataset.num_classes), get_xp(args.device)
+    check_fits(net, 32, args.timesteps, xp, training=True, what=f"--timesteps {args.timesteps}")
+    check_fits(net, eval_batch(256, args.long_timesteps), args.long_timesteps, xp,
+               training=False, what=f"--long-timesteps {args.long_timesteps}")
     # A short schedule: Adam instead of the paper's 100+ epochs of SGD, no augmentation.
     ann_cfg = ann_config(epochs=args.ann_epochs, optimizer="adam", lr=1e-3, weight_decay=0.0,
                          schedule="cosine", batch_size=32, augment=False, seed=args.seed,
@@ -398,6 +434,9 @@ def _cmd_train_ann(args, explicit):
     if stored is not None and "arch" not in explicit:
         args.arch = stored.arch
     base = ann_config(**ann_recipe(args.arch))
+    optimizer = args.optimizer or (stored.config if stored else base.to_dict())["optimizer"]
+    if "momentum" in explicit and optimizer != "sgd":
+        raise ConfigError(f"--momentum is SGD's; this run uses {optimizer} (pass --optimizer sgd)")
     cfg = _config(TrainConfig.from_dict(stored.config) if stored else base, args,
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
@@ -421,6 +460,10 @@ def _cmd_convert(args, explicit):
         raise ChanceLevelError(f"{args.checkpoint}: the ANN's last test accuracy {last:.4f} is at "
                                "chance level; train it further before converting it")
     check_output_file(args.out, overwrite=args.overwrite, inputs=[args.checkpoint])
+    _check_memory(net, model, xp, T=1, batch=args.images, what=f"--images {args.images}",
+                  training=True)
+    for T in args.timesteps:
+        _check_memory(net, model, xp, T=T, batch=eval_batch(256, T), what=f"--timesteps {T}")
     dataset = _model_data(args, model)
     net.encoding = args.encoding or "direct"
     snn, found = convert_model(net, params, dataset, xp, T_find=args.find_steps, scale=args.scale,
@@ -455,6 +498,8 @@ def _cmd_finetune(args, explicit):
     net.engine = args.engine
     if stored is None and args.encoding is None:          # the converted net's encoding
         cfg.encoding = source.encoding
+    _check_memory(net, source, xp, T=cfg.T, batch=cfg.batch_size, training=True,
+                  what=f"--timesteps {cfg.T}, --batch-size {cfg.batch_size}")
     dataset = _model_data(args, source)
     origin = (f"converted, thresholds from T_find={source.origin['T_find']}"
               if "T_find" in source.origin else f"SNN trained at T={source.T}")
@@ -476,6 +521,9 @@ def _cmd_evaluate(args, explicit):
         if mode == "ann" and flag in explicit:
             raise ConfigError(f"--{flag} applies to an SNN; this evaluates an ANN (one step)")
     net.encoding = args.encoding or net.encoding
+    for T in [1] if mode == "ann" else args.timesteps:
+        _check_memory(net, model, xp, T=T, batch=eval_batch(args.batch_size, T),
+                      what=f"--timesteps {T}, --batch-size {args.batch_size}")
     dataset = _model_data(args, model)
     for T in [1] if mode == "ann" else args.timesteps:
         ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode=mode, xp=xp,
@@ -508,6 +556,9 @@ def _cmd_energy(args, explicit):
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
     net.encoding = args.encoding or net.encoding
+    for T in args.timesteps:
+        _check_memory(net, model, xp, T=T, batch=eval_batch(args.batch_size, T),
+                      what=f"--timesteps {T}, --batch-size {args.batch_size}")
     dataset = _model_data(args, model)
     for T in args.timesteps:
         ev = evaluate(net, params, dataset.x_test, dataset.y_test, dataset, T=T, mode="snn",
@@ -520,6 +571,10 @@ def _cmd_inspect(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("snn",))
     net.engine = args.engine
+    check_output_folder(args.out)
+    T = args.timesteps or model.T
+    _check_memory(net, model, xp, T=T, batch=args.images,
+                  what=f"--images {args.images}, --timesteps {T}")
     dataset = _model_data(args, model)
     inspect_checkpoint(net, params, model, dataset, args.out, xp=xp, T=args.timesteps,
                        images=args.images, seed=args.seed, overwrite=args.overwrite)
@@ -529,7 +584,7 @@ def _cmd_import(args, explicit):
     if args.dataset is None:
         raise ConfigError("import needs --dataset: the data set the weights were trained on "
                           "(its name, classes and normalisation go into the checkpoint)")
-    import_checkpoint(args.source, args.arch, args.format, _data(args), args.out,
+    import_checkpoint(args.source, args.arch, args.format, lambda: _data(args), args.out,
                       T=args.timesteps, overwrite=args.overwrite)
 
 
@@ -560,4 +615,10 @@ def main(argv=None):
     except DietError as exc:
         print(f"diet-np {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:          # arrays bigger than the estimate let through
+        print(f"diet-np {args.command}: error: out of memory: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:             # the reader of the output left (diet-np ... | head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no error at exit
+        return 141                      # as a shell reports a process ended by SIGPIPE
     return 0

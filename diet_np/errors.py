@@ -21,6 +21,26 @@ class RunError(DietError, ValueError):
     file, it is not writable, it belongs to another run...)."""
 
 
+class ParameterError(DietError, ValueError):
+    """Parameters, an input batch or an argument that a network or optimiser cannot
+    use: a wrong shape, a value out of range (a leak outside [0, 1], a momentum of 1)."""
+
+
+class ParameterTypeError(DietError, TypeError):
+    """Parameters, an input batch or an argument of the wrong type or dtype."""
+
+
+class ParameterKeyError(DietError, KeyError):
+    """Parameters whose names do not match the network's."""
+
+    def __str__(self):                     # KeyError's own str() quotes the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ResourceError(DietError, MemoryError):
+    """Arrays that cannot fit in this machine's memory, refused before they are made."""
+
+
 class DivergenceError(DietError):
     """Training produced a non-finite loss, parameter or optimiser state."""
 

@@ -16,13 +16,17 @@ first such file before anything is computed.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
 from . import viz
 from .architectures import arch_name
+from .backend import default_rng
 from .data import iterate_batches
 from .errors import ConfigError, RunError
+from .limits import check_fits
+from .outputs import check_output_folder, writing
 from .probe import Probe
 from .records import RunLog
 from .training import LOG
@@ -32,6 +36,31 @@ def shown_layers(net) -> list:
     """The first, a middle and the last spiking layer (fewer for small networks)."""
     names = net.spiking_layers()
     return list(dict.fromkeys([names[0], names[len(names) // 2], names[-1]]))
+
+
+def _log_records(checkpoint_path) -> list:
+    """The records of the ``log.jsonl`` beside the checkpoint, for the one figure that
+    uses them; a log that cannot be read is reported (its bad line named) and left out."""
+    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), LOG)
+    try:
+        records = RunLog(path).read()
+    except (ValueError, OSError) as exc:
+        print(f"note: {exc}; leak_threshold.png is left out", file=sys.stderr)
+        return []
+    for n, record in enumerate(records, start=1):
+        if not _plottable(record):
+            print(f"note: {path} record {n} is not an epoch record with numeric leaks and "
+                  "thresholds; leak_threshold.png is left out", file=sys.stderr)
+            return []
+    return records
+
+
+def _plottable(record) -> bool:
+    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+        return False
+    maps = [record.get(k) or {} for k in ("leaks", "thresholds")]
+    return all(isinstance(m, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                           for v in m.values()) for m in maps)
 
 
 def _planned(out, layers, log_records):
@@ -49,10 +78,11 @@ def inspect_checkpoint(net, params, model, dataset, out, *, xp=np, T=None, image
     to the folder ``out``, probing ``images`` test images of ``dataset`` for T
     steps (default: the checkpoint's T).  Returns the paths written."""
     T = model.T if T is None else T
+    check_output_folder(out)
     if images > len(dataset.x_test):
         raise ConfigError(f"--images {images} is more than the {len(dataset.x_test)} test images")
-    log_path = os.path.join(os.path.dirname(os.path.abspath(model.path)), LOG)
-    log_records = RunLog(log_path).read()
+    check_fits(net, images, T, xp, training=False, what=f"--images {images}, --timesteps {T}")
+    log_records = _log_records(model.path)
     layers = shown_layers(net)
     paths = _planned(out, layers, log_records)
     if not overwrite:
@@ -70,7 +100,8 @@ def inspect_checkpoint(net, params, model, dataset, out, *, xp=np, T=None, image
         every_layer(name, t, step)
         detail(name, t, step)
 
-    logits, _ = net.forward_stepwise(params, x, T=T, mode="snn", record=record)
+    logits, _ = net.forward_stepwise(params, x, T=T, mode="snn", record=record,
+                                     rng=default_rng(xp, seed))    # rate-coded input spikes
     correct = int((logits.argmax(axis=1) == y).sum())
     print(f"{arch_name(model.arch)} at T={T}: {correct} of {images} probed test images classified correctly")
     counts = {n: r.spike_counts() for n, r in every_layer.records(net, params).items()}
@@ -88,6 +119,7 @@ def inspect_checkpoint(net, params, model, dataset, out, *, xp=np, T=None, image
     if len(paths) > len(figures):
         figures.append(viz.leak_threshold_trajectories(log_records))
     for fig, path in zip(figures, paths):
-        viz.save_figure(fig, path, overwrite)
+        with writing(path):
+            viz.save_figure(fig, path, overwrite)
         print(f"[figure] {path}")
     return paths

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import array_module, to_host
+from .architectures import build_network
+from .backend import TRAIN_DTYPE, array_module, to_host
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 SCHEMA = 2
@@ -146,12 +147,79 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
     if expect_kind is not None and kind not in expect_kind:
         raise CheckpointError(f"{path} holds an {kind.upper()} model; this step needs "
                               f"{' or '.join(k.upper() for k in expect_kind)}")
-    bad = first_non_finite(ckpt.params)
+    _check_data(path, data)
+    _check_arch(path, arch, data)
+    params = checked_params(ckpt.params, f"checkpoint {path}")
+    bad = first_non_finite(params)
     if bad is not None:
         raise CheckpointError(f"checkpoint {path}: parameter {bad!r} holds non-finite values "
                               "(NaN or inf): the run that wrote it diverged")
-    return ModelFile(path, arch, kind, T, epoch, data, config, history, origin, ckpt.params,
+    check_neuron_ranges(params, f"checkpoint {path}", CheckpointError)
+    return ModelFile(path, arch, kind, T, epoch, data, config, history, origin, params,
                      ckpt.optimizer_state)
+
+
+def _check_data(path, data):
+    """The data record's values, beyond their types: counts >= 1, an image shape of
+    three sizes, a finite mean and a positive std per channel."""
+    shape = data["input_shape"]
+    if len(shape) != 3 or not all(_whole(s) and s >= 1 for s in shape):
+        raise CheckpointError(f"checkpoint {path}: data input_shape is {shape!r}, not three "
+                              "sizes >= 1 (channels, height, width)")
+    for key in ("n_train", "n_test", "num_classes"):
+        if data[key] < 1:
+            raise CheckpointError(f"checkpoint {path}: data {key} is {data[key]!r}; it must be >= 1")
+    for key, low in (("mean", -np.inf), ("std", 0.0)):
+        values = data[key]
+        if len(values) != shape[0] or not all(_real(v) and low < v < np.inf for v in values):
+            raise CheckpointError(f"checkpoint {path}: data {key} is {values!r}, not "
+                                  f"{shape[0]} finite numbers" + (" > 0" if low == 0 else ""))
+
+
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _real(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_arch(path, arch, data):
+    """An architecture this diet-np can build for the recorded classes and image shape."""
+    try:
+        build_network(arch, data["num_classes"], tuple(data["input_shape"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its architecture {arch!r:.80} cannot be "
+                              f"built here: {exc}") from exc
+
+
+def checked_params(params: dict, source: str) -> dict:
+    """``params`` with every floating-point array in float32, the dtype diet-np trains
+    in: a float64 or float16 parameter (written by hand or another tool) is cast, as
+    an import casts, since float32 holds every value a float16 holds and rounds a
+    float64 as training in float32 would.  Any other dtype (an integer, a bool, a
+    complex number) is refused with a :class:`CheckpointError` naming the key."""
+    out = {}
+    for key, value in params.items():
+        kind = np.dtype(value.dtype).kind
+        if kind != "f":
+            raise CheckpointError(f"{source}: parameter {key!r} has dtype "
+                                  f"{np.dtype(value.dtype).name}; parameters are floating point "
+                                  f"(float32; float16 and float64 are cast)")
+        out[key] = value if value.dtype == TRAIN_DTYPE else value.astype(TRAIN_DTYPE)
+    return out
+
+
+def check_neuron_ranges(params: dict, source: str, error) -> None:
+    """Raise ``error`` naming the first leak outside [0, 1] or threshold <= 0 (Eq. 2-3
+    need 0 <= lambda_l <= 1 and v_l > 0; :func:`diet_np.optim.clamp_neuron_params`
+    keeps training there)."""
+    for key, value in params.items():
+        v = to_host(value)
+        if key.endswith(".leak") and not ((v >= 0) & (v <= 1)).all():
+            raise error(f"{source}: {key} is {v.ravel()[:3].tolist()}; a leak lies in [0, 1]")
+        if key.endswith(".threshold") and not (v > 0).all():
+            raise error(f"{source}: {key} is {v.ravel()[:3].tolist()}; a threshold is > 0")
 
 
 def first_non_finite(tree, prefix=""):

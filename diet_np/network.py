@@ -22,6 +22,7 @@ import numpy as np
 from .backend import array_module, check_float_dtype, require_array, to_device
 from .encoding import INPUT, check_encoding, encode, rate_spikes
 from .engine import get_engine
+from .errors import ParameterError, ParameterKeyError, ParameterTypeError
 from .layers import Context, Sequential
 from .surrogates import get_surrogate
 
@@ -139,7 +140,9 @@ class Network:
 
     # -- checks at the public boundary -------------------------------------
     def validate(self, params, x=None, T=1, mode="snn"):
-        """Raise a clear error for bad parameters, input, T or mode.
+        """Raise a clear error for bad parameters, input, T or mode: a
+        :class:`~diet_np.errors.ParameterError` (a ``ValueError``),
+        ``ParameterTypeError`` (a ``TypeError``) or ``ParameterKeyError``.
 
         Checks keys, that every parameter and ``x`` is an array (not a list or a
         Python float), shapes, one float dtype, one backend, finite input, T >= 1,
@@ -148,15 +151,15 @@ class Network:
         parameters in range themselves pass ``check=False`` to forward.
         """
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+            raise ParameterError(f"mode must be one of {MODES}; got {mode!r}")
         if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
-            raise ValueError(f"T (timesteps) must be an integer >= 1; got {T!r}")
+            raise ParameterError(f"T (timesteps) must be an integer >= 1; got {T!r}")
         if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict of arrays; got {type(params).__name__}")
+            raise ParameterTypeError(f"params must be a dict of arrays; got {type(params).__name__}")
         missing = [k for k in self.specs if k not in params]
         extra = [k for k in params if k not in self.specs]
         if missing or extra:
-            raise KeyError(f"{self.name}: parameters do not match the network "
+            raise ParameterKeyError(f"{self.name}: parameters do not match the network "
                            f"(missing {missing[:3]}, unexpected {extra[:3]})")
         for key in self.specs:
             require_array(f"parameter {key}", params[key])
@@ -167,33 +170,33 @@ class Network:
         for key, spec in self.specs.items():
             value = params[key]
             if tuple(value.shape) != spec.shape:
-                raise ValueError(f"parameter {key} has shape {tuple(value.shape)}; "
+                raise ParameterError(f"parameter {key} has shape {tuple(value.shape)}; "
                                  f"{self.name} expects {spec.shape}")
             check_float_dtype(f"parameter {key}", value)
             if dtype is None:
                 dtype = value.dtype
             elif value.dtype != dtype:
-                raise TypeError(f"parameter {key} is {value.dtype} but others are {dtype}")
+                raise ParameterTypeError(f"parameter {key} is {value.dtype} but others are {dtype}")
         if x is not None:
             if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-                raise ValueError(f"input must have shape (batch, {', '.join(map(str, self.input_shape))}); "
+                raise ParameterError(f"input must have shape (batch, {', '.join(map(str, self.input_shape))}); "
                                  f"got {tuple(x.shape)}")
             if x.shape[0] < 1:
-                raise ValueError("input batch is empty")
+                raise ParameterError("input batch is empty")
             check_float_dtype("input", x)
             if x.dtype != dtype:
-                raise TypeError(f"input is {x.dtype} but parameters are {dtype}; "
+                raise ParameterTypeError(f"input is {x.dtype} but parameters are {dtype}; "
                                 "normalise images to the parameters' float dtype first")
             if not bool(xp.isfinite(x).all()):
-                raise ValueError("input contains NaN or infinite values")
+                raise ParameterError("input contains NaN or infinite values")
         if mode == "snn":
             for name in self.neurons:
                 leak = float(params[f"{name}.leak"])
                 threshold = float(params[f"{name}.threshold"])
                 if not 0.0 <= leak <= 1.0:
-                    raise ValueError(f"leak of layer {name} is {leak}; it must lie in [0, 1]")
+                    raise ParameterError(f"leak of layer {name} is {leak}; it must lie in [0, 1]")
                 if not threshold > 0.0:
-                    raise ValueError(f"threshold of layer {name} is {threshold}; it must be > 0")
+                    raise ParameterError(f"threshold of layer {name} is {threshold}; it must be > 0")
 
     def _context(self, T, mode, train, rng, surrogate, smooth, dropout, dtype):
         if train and not isinstance(train, bool):

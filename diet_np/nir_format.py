@@ -252,12 +252,13 @@ def _check_layer(nir, node, name, path, kind, layer, dt):
 
 
 def from_nir(graph, arch, num_classes, path="graph"):
-    """``(net, params, T)`` of a graph written by :func:`to_nir` for ``arch``."""
+    """``(net, params, "snn")`` of a graph written by :func:`to_nir` for ``arch``."""
     nir = _nir()
     meta = dict(graph.metadata or {})
-    if "arch" in meta and json.loads(meta["arch"]) != arch:
-        raise NIRError(f"{path} was exported from a {arch_name(json.loads(meta['arch']))} "
-                       f"network, not {arch_name(arch)}")
+    recorded = _record(meta, path).get("arch", arch)
+    if recorded != arch:
+        raise NIRError(f"{path} was exported from a {arch_name(recorded)} network, "
+                       f"not {arch_name(arch)}")
     dt = float(meta.get("dt", DT))
     if not dt > 0:
         raise NIRError(f"{path}: its metadata dt = {dt} is not positive")
@@ -286,13 +287,32 @@ def from_nir(graph, arch, num_classes, path="graph"):
             if w.dtype.kind != "f":
                 raise NIRError(f"{path}: node {name!r} has {w.dtype} weights")
             params[key] = np.asarray(w, TRAIN_DTYPE)
-    T = int(meta.get("T", 0)) or None
-    return net, {k: params[k] for k in net.specs}, T
+    params = {k: params[k] for k in net.specs}
+    net.validate(params, mode="snn")
+    return net, params, "snn"
 
 
-def import_nir(path, arch, num_classes):
-    """``import --format nir``: ``(net, params, "snn", T)`` from a ``.nir`` file."""
+def _record(meta, path):
+    """What the graph's metadata says of the model: ``arch``, ``T``, ``kind``."""
+    record = {"kind": "snn"}
+    try:
+        if "arch" in meta:
+            record["arch"] = json.loads(meta["arch"])
+        if "T" in meta:
+            record["T"] = int(meta["T"])
+    except (TypeError, ValueError) as exc:
+        raise NIRError(f"{path}: its metadata arch {meta.get('arch')!r:.60} or T "
+                       f"{meta.get('T')!r:.20} is not readable") from exc
+    if record.get("T", 1) < 1:
+        raise NIRError(f"{path}: its metadata T = {record['T']} is not a positive integer")
+    return record
+
+
+def read_nir(path):
+    """``(graph, record)`` of a ``.nir`` file: the graph (``nir.read``) and what its
+    metadata says of the model (``arch``, ``T``, ``kind``)."""
     nir = _nir()
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise NIRError(f"{path}: no such file")
     try:
@@ -300,6 +320,4 @@ def import_nir(path, arch, num_classes):
     except Exception as exc:      # h5py and nir raise many kinds for a damaged file
         raise NIRError(f"{path}: not a readable NIR file ({type(exc).__name__}: "
                        f"{str(exc)[:120]})") from exc
-    net, params, T = from_nir(graph, arch, num_classes, path=os.fspath(path))
-    net.validate(params, mode="snn")
-    return net, params, "snn", T
+    return graph, _record(dict(graph.metadata or {}), path)

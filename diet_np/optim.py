@@ -34,6 +34,7 @@ import numpy as np
 
 from .backend import array_module
 from .engine import ENGINES
+from .errors import ConfigError, ParameterError, ParameterTypeError
 from .fast.adam import adam_update
 
 WEIGHT_SUFFIX = ".weight"
@@ -45,22 +46,22 @@ THRESHOLD_SUFFIX = ".threshold"
 # argument checks
 # --------------------------------------------------------------------------
 def _check_real(name: str, value, low=None, high=None, low_open=False, high_open=False) -> float:
-    """Return ``value`` as a Python float, or raise ValueError naming ``name``."""
+    """Return ``value`` as a Python float, or raise ConfigError (a ValueError) naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
+        raise ConfigError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise ConfigError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
         bound = "(" if low_open else "["
         hi = "inf" if high is None else high
         close = ")" if high_open or high is None else "]"
-        raise ValueError(f"{name} must lie in {bound}{low}, {hi}{close}, got {value}")
+        raise ConfigError(f"{name} must lie in {bound}{low}, {hi}{close}, got {value}")
     if high is not None and (value > high or (high_open and value == high)):
         bound = "(" if low_open else "["
         lo = "-inf" if low is None else low
         close = ")" if high_open else "]"
-        raise ValueError(f"{name} must lie in {bound}{lo}, {high}{close}, got {value}")
+        raise ConfigError(f"{name} must lie in {bound}{lo}, {high}{close}, got {value}")
     return value
 
 
@@ -74,20 +75,20 @@ def check_grads(params: dict, grads: dict) -> None:
     Also checks that each gradient lives on the same backend as its parameter.
     """
     if not isinstance(params, dict) or not isinstance(grads, dict):
-        raise TypeError("params and grads must both be dicts of arrays, got "
+        raise ParameterTypeError("params and grads must both be dicts of arrays, got "
                         f"{type(params).__name__} and {type(grads).__name__}")
     missing = [k for k in params if k not in grads]
     if missing:
-        raise ValueError(f"no gradient for parameter {missing[0]!r}"
+        raise ParameterError(f"no gradient for parameter {missing[0]!r}"
                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     extra = [k for k in grads if k not in params]
     if extra:
-        raise ValueError(f"gradient {extra[0]!r} has no matching parameter"
+        raise ParameterError(f"gradient {extra[0]!r} has no matching parameter"
                        + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
     for k, p in params.items():
         g = grads[k]
         if tuple(g.shape) != tuple(p.shape):
-            raise ValueError(f"gradient for {k!r} has shape {tuple(g.shape)} but the "
+            raise ParameterError(f"gradient for {k!r} has shape {tuple(g.shape)} but the "
                              f"parameter has shape {tuple(p.shape)}")
         array_module(p, g)  # raises BackendError naming both libraries when mixed
 
@@ -133,7 +134,7 @@ class _Optimizer:
         if buf is None:
             buf = slot[name] = _zeros_like(p)
         elif tuple(buf.shape) != tuple(p.shape):
-            raise ValueError(f"optimiser state {name!r} of {key!r} has shape "
+            raise ParameterError(f"optimiser state {name!r} of {key!r} has shape "
                              f"{tuple(buf.shape)} but the parameter has shape {tuple(p.shape)}"
                              " (state from another model?)")
         else:
@@ -162,20 +163,20 @@ class _Optimizer:
         the saved ones are only checked where the buffers depend on them.
         """
         if not isinstance(d, dict) or "kind" not in d or "state" not in d:
-            raise ValueError("not an optimiser state dict (needs 'kind', 'step' and 'state')")
+            raise ParameterError("not an optimiser state dict (needs 'kind', 'step' and 'state')")
         if d["kind"] != self.kind:
-            raise ValueError(f"cannot load a {d['kind']!r} optimiser state into {self.kind!r}")
+            raise ParameterError(f"cannot load a {d['kind']!r} optimiser state into {self.kind!r}")
         self._check_loaded(d)
         step = d.get("step")
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"optimiser state has an invalid step count {step!r}")
+            raise ParameterError(f"optimiser state has an invalid step count {step!r}")
         state = {}
         for key, slot in d["state"].items():
             if not isinstance(slot, dict):
-                raise ValueError(f"optimiser state for {key!r} must be a dict of arrays")
+                raise ParameterError(f"optimiser state for {key!r} must be a dict of arrays")
             unknown = set(slot) - set(self._buffers)
             if unknown:
-                raise ValueError(f"optimiser state for {key!r} has unknown buffers "
+                raise ParameterError(f"optimiser state for {key!r} has unknown buffers "
                                  f"{sorted(unknown)}; a {self.kind} optimiser keeps "
                                  f"{list(self._buffers)}")
             state[key] = {n: b.copy() for n, b in slot.items()}
@@ -204,9 +205,9 @@ class SGD(_Optimizer):
         self.momentum = _check_real("momentum", momentum, low=0.0, high=1.0, high_open=True)
         self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
         if not isinstance(nesterov, bool):
-            raise ValueError(f"nesterov must be True or False, got {nesterov!r}")
+            raise ConfigError(f"nesterov must be True or False, got {nesterov!r}")
         if nesterov and self.momentum == 0.0:
-            raise ValueError("Nesterov momentum needs momentum > 0")
+            raise ConfigError("Nesterov momentum needs momentum > 0")
         self.nesterov = nesterov
 
     def _hyper(self):
@@ -249,18 +250,18 @@ class Adam(_Optimizer):
                  engine="fast", neuron_lr_factor=1.0):
         super().__init__(lr, neuron_lr_factor)
         if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         self.engine = engine
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+            raise ConfigError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
         self.beta1 = _check_real("betas[0]", b1, low=0.0, high=1.0, high_open=True)
         self.beta2 = _check_real("betas[1]", b2, low=0.0, high=1.0, high_open=True)
         self.eps = _check_real("eps", eps, low=0.0, low_open=True)
         self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
         if not isinstance(amsgrad, bool):
-            raise ValueError(f"amsgrad must be True or False, got {amsgrad!r}")
+            raise ConfigError(f"amsgrad must be True or False, got {amsgrad!r}")
         self.amsgrad = amsgrad
 
     @property
@@ -284,7 +285,7 @@ class Adam(_Optimizer):
         has_max = any("max_exp_avg_sq" in slot for slot in d["state"].values())
         saved = bool(d.get("amsgrad", has_max))
         if saved != self.amsgrad:
-            raise ValueError(f"optimiser state was saved with amsgrad={saved} but this "
+            raise ParameterError(f"optimiser state was saved with amsgrad={saved} but this "
                              f"Adam has amsgrad={self.amsgrad}")
 
     def step(self, params: dict, grads: dict, lr=None) -> None:
@@ -332,21 +333,21 @@ def make_optimizer(name: str, lr, engine=None, **kw):
     ``engine`` (``"reference"`` or ``"fast"``; None: Adam's default) picks Adam's
     update; SGD's is one plain path under either."""
     if engine is not None and engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     if not isinstance(name, str):
-        raise ValueError(f"optimiser name must be a string, got {name!r}")
+        raise ConfigError(f"optimiser name must be a string, got {name!r}")
     key = name.strip().lower()
     if key == "amsgrad":
         if kw.get("amsgrad") is False:
-            raise ValueError("optimiser 'amsgrad' cannot take amsgrad=False")
+            raise ConfigError("optimiser 'amsgrad' cannot take amsgrad=False")
         key, kw = "adam", {**kw, "amsgrad": True}
     if key not in _OPTIMIZERS:
-        raise ValueError(f"unknown optimiser {name!r}; expected one of sgd, adam, amsgrad")
+        raise ConfigError(f"unknown optimiser {name!r}; expected one of sgd, adam, amsgrad")
     cls = _OPTIMIZERS[key]
     allowed = [a for a in inspect.signature(cls).parameters if a not in ("lr", "engine")]
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
-        raise ValueError(f"optimiser {name!r} got unknown argument(s) {', '.join(unknown)}; "
+        raise ConfigError(f"optimiser {name!r} got unknown argument(s) {', '.join(unknown)}; "
                          f"it takes {', '.join(allowed)}")
     if engine is not None and cls is Adam:
         kw["engine"] = engine

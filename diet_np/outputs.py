@@ -28,14 +28,31 @@ def writing(path):
         raise RunError(f"cannot write {path}: {_why(exc)}") from exc
 
 
-def _check_parents(path: str, what: str) -> None:
-    parent = os.path.dirname(os.path.abspath(path))
-    while parent and not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise RunError(f"{what} {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RunError(f"{what} {path}: folder {parent} is not writable")
+def _check_writable(path: str, what: str, folder: bool) -> None:
+    """Check the folder that writing ``path`` writes into: ``path`` itself when it is
+    a folder already there (``folder``: ``path`` names a folder), else the nearest
+    folder above it that exists, where the missing ones will be made.  It must be a
+    folder the process may write in (:func:`os.access`, which also sees a read-only
+    file system); a writable run folder under a read-only parent passes."""
+    existing = os.path.abspath(path)
+    if not (folder and os.path.isdir(existing)):
+        existing = os.path.dirname(existing)
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise RunError(f"{what} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"{what} {path}: folder {existing} is not writable")
+
+
+def check_output_folder(path, what="--out") -> str:
+    """Check, changing nothing, that files can be written into the folder ``path``
+    (there already, or to be made): not a file, and writable."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunError(f"{what} {path} is a file, not a folder")
+    _check_writable(path, what, folder=True)
+    return path
 
 
 def check_run_dir(path, *, resume: bool, overwrite: bool, what="run folder") -> list[str]:
@@ -43,12 +60,7 @@ def check_run_dir(path, *, resume: bool, overwrite: bool, what="run folder") -> 
     (or a path where one can be made) that is writable, and whose earlier run,
     if any, is to be continued (``resume``) or replaced (``overwrite``).
     Returns the run files found there."""
-    path = os.fspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise RunError(f"{what} {path} is a file, not a folder")
-    _check_parents(path, what)
-    if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
-        raise RunError(f"{what} {path} is not writable")
+    path = check_output_folder(path, what)
     found = [f for f in RUN_FILES if os.path.exists(os.path.join(path, f))]
     if found and not (resume or overwrite):
         raise RunError(f"{what} {path} already holds a run ({', '.join(found)}); pass "
@@ -82,7 +94,8 @@ def prepare_run_dir(path, *, resume: bool, overwrite: bool, what="run folder") -
 def check_output_file(path, *, overwrite: bool, inputs=(), what="--out") -> str:
     """Check that a single output file can be written at ``path``: not a folder,
     not one of the command's ``inputs``, not an existing file unless
-    ``overwrite``, under a writable folder.  Creates missing parent folders."""
+    ``overwrite``, under a writable folder.  Changes nothing: the missing parent
+    folders are made when the file is written (:func:`diet_np.checkpoint.atomic_write`)."""
     path = os.fspath(path)
     for src in inputs:
         if os.path.exists(src) and os.path.exists(path) and os.path.samefile(src, path) \
@@ -94,7 +107,5 @@ def check_output_file(path, *, overwrite: bool, inputs=(), what="--out") -> str:
     if os.path.exists(path) and not overwrite:
         raise RunError(f"{what} {path} already exists; pass --overwrite to replace it or "
                        "choose another path")
-    _check_parents(path, what)
-    with writing(path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _check_writable(path, what, folder=False)
     return path

@@ -22,6 +22,7 @@ the network is still at chance level after ``chance_epochs`` epochs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ from .checkpoint import check_compatible
 from .data import check_labeled_images, iterate_batches, num_batches
 from .engine import get_engine
 from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
+from .limits import check_fits
 from .encoding import ENCODINGS
 from .metrics import network_spike_rate, spike_rates
 from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
@@ -90,8 +92,12 @@ class TrainConfig:
              f"batch size must be an integer >= 1; got {self.batch_size!r}"),
             (_is_int(self.eval_batch_size) and self.eval_batch_size >= 1,
              f"evaluation batch size must be an integer >= 1; got {self.eval_batch_size!r}"),
-            (isinstance(self.lr, (int, float)) and self.lr > 0, f"learning rate must be > 0; got {self.lr!r}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0; got {self.weight_decay!r}"),
+            (_is_real(self.lr) and 0 < self.lr < math.inf,
+             f"learning rate must be a finite number > 0; got {self.lr!r}"),
+            (_is_real(self.weight_decay) and 0 <= self.weight_decay < math.inf,
+             f"weight decay must be a finite number >= 0; got {self.weight_decay!r}"),
+            (_is_real(self.momentum) and 0 <= self.momentum < 1,
+             f"momentum must lie in [0, 1); got {self.momentum!r}"),
             (_is_int(self.T) and self.T >= 1, f"T (timesteps) must be an integer >= 1; got {self.T!r}"),
             (self.mode == "snn" or self.T == 1, "the ANN runs one step: T must be 1 in mode 'ann'"),
             (all(0 <= p < 1 for p in self.dropout.values()),
@@ -107,8 +113,8 @@ class TrainConfig:
              and len(set(self.learn)) == len(self.learn),
              f"learn names the parameter kinds to train, weights among them, each once, from "
              f"{PARAM_KINDS}; got {self.learn!r}"),
-            (isinstance(self.neuron_lr_factor, (int, float)) and self.neuron_lr_factor > 0,
-             f"neuron_lr_factor must be > 0; got {self.neuron_lr_factor!r}"),
+            (_is_real(self.neuron_lr_factor) and 0 < self.neuron_lr_factor < math.inf,
+             f"neuron_lr_factor must be a finite number > 0; got {self.neuron_lr_factor!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -135,6 +141,10 @@ class TrainConfig:
 
 def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def ann_config(**overrides) -> TrainConfig:
@@ -208,6 +218,12 @@ class Evaluation:
         return d
 
 
+def eval_batch(batch_size, T):
+    """The batch :func:`evaluate` runs at T: for T > 5 it shrinks so that T * batch
+    stays at most 5 * ``batch_size``."""
+    return max(1, batch_size * 5 // T) if T > 5 else batch_size
+
+
 def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_progress=True,
              desc="evaluate", surrogate="triangle", encoding=None, seed=0):
     """Accuracy, mean loss and per-layer spike rates on (x, y) (host uint8 images),
@@ -219,7 +235,8 @@ def evaluate(net, params, x, y, dataset, *, T, mode, xp, batch_size=256, show_pr
     """
     net.validate(params, None, T, mode)
     check_labeled_images(x, y, net.num_classes, desc, net.input_shape)
-    batch_size = max(1, batch_size * 5 // T) if T > 5 else batch_size
+    batch_size = eval_batch(batch_size, T)
+    check_fits(net, min(batch_size, len(x)), T, xp, training=False, what=f"{desc} at T={T}")
     loss_sum = correct = 0
     counts = {}
     rng = default_rng(xp, seed)          # rate-coded input only; dropout is off here
@@ -341,6 +358,8 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
     for split in ("train", "test"):
         check_labeled_images(getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}"),
                              net.num_classes, f"{dataset.name} {split}", net.input_shape)
+    check_fits(net, min(cfg.batch_size, len(dataset.x_train)), cfg.T, xp, training=True,
+               what=f"batch size {cfg.batch_size} at T={cfg.T}")
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     log = RunLog(os.path.join(run_dir, LOG))
     data = data_record(dataset)

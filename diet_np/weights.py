@@ -21,6 +21,7 @@ import is a renaming, checked shape by shape.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -29,8 +30,8 @@ from .architectures import VGG_CONFIGS, arch_name, build_network, split_width
 from .backend import TRAIN_DTYPE, to_host
 from .checkpoint import atomic_write
 from .errors import DietError
-from .model_file import data_record
-from .outputs import check_output_file
+from .model_file import KINDS, check_neuron_ranges, data_record, first_non_finite
+from .outputs import check_output_file, writing
 from .pipeline import load_model, save_model
 from . import authors_format, nir_format
 
@@ -49,12 +50,17 @@ class WeightsError(DietError, ValueError):
 
 
 # -- safetensors ----------------------------------------------------------------
+# The parser is ours (about forty lines, no dependency beyond NumPy) and checks what
+# the maintained ``safetensors`` package checks: a JSON object header, each entry's
+# dtype, shape and offsets, and tensors that tile the data bytes exactly (no gap, no
+# overlap, nothing after).  tests/test_fuzz_readers.py feeds both the same damaged
+# files and asserts that this one accepts only what the package accepts, equal.
 def read_safetensors(path) -> tuple[dict, dict]:
     """``(tensors, metadata)`` of a ``.safetensors`` file: host NumPy arrays in the
-    file's dtypes (BF16 widened to float32, exactly) and the string metadata."""
+    file's dtypes (BF16 widened to float32, exactly) and the string metadata.
+    Anything malformed is a :class:`WeightsError` naming the file and the entry."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    data = _read_bytes(path)
     if len(data) < 8:
         raise WeightsError(f"{path}: {len(data)} bytes, too short for a safetensors file")
     n = int.from_bytes(data[:8], "little")
@@ -63,34 +69,66 @@ def read_safetensors(path) -> tuple[dict, dict]:
                            "bytes (not a safetensors file, or truncated)")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise WeightsError(f"{path}: the safetensors header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: the safetensors header is not a JSON object")
-    metadata = header.pop(METADATA, None) or {}
+    metadata = header.pop(METADATA, {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise WeightsError(f"{path}: its {METADATA!r} is {metadata!r:.80}, not a map of "
+                           "strings to strings")
     body = memoryview(data)[8 + n:]
-    tensors = {}
-    for name, entry in header.items():
-        tensors[name] = _st_tensor(path, name, entry, body)
-    return tensors, metadata
+    entries = {name: _st_entry(path, name, entry) for name, entry in header.items()}
+    end = 0
+    for name, (_, _, (begin, stop)) in sorted(entries.items(), key=lambda item: item[1][2]):
+        if begin != end:
+            raise WeightsError(f"{path}: tensor {name!r} starts at data byte {begin}, where "
+                               f"the tensors before it end at {end} (overlapping or a gap)")
+        end = stop
+    if end != len(body):
+        raise WeightsError(f"{path}: the tensors end at data byte {end} but the file holds "
+                           f"{len(body)} (truncated, or bytes after the last tensor)")
+    return {name: _st_array(body, *entry) for name, entry in entries.items()}, metadata
 
 
-def _st_tensor(path, name, entry, body):
+def _read_bytes(path):
     try:
-        dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
-    except (TypeError, KeyError, ValueError) as exc:
-        raise WeightsError(f"{path}: tensor {name!r} has a malformed header entry "
-                           f"{entry!r}") from exc
-    if dtype != "BF16" and dtype not in _ST_DTYPES:
-        raise WeightsError(f"{path}: tensor {name!r} has dtype {dtype}, which diet-np does not "
-                           f"read (it reads BF16, {', '.join(_ST_DTYPES)})")
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from exc
+
+
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _st_entry(path, name, entry):
+    """``(dtype, shape, (begin, end))`` of one header entry, checked."""
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise WeightsError(f"{path}: tensor {name!r} has a malformed header entry {entry!r:.120} "
+                           "(it needs exactly dtype, shape and data_offsets)")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype != "BF16" and dtype not in _ST_DTYPES:
+        raise WeightsError(f"{path}: tensor {name!r} has dtype {str(dtype):.40}, which diet-np does "
+                           f"not read (it reads BF16, {', '.join(_ST_DTYPES)})")
+    if not isinstance(shape, list) or not all(_whole(s) and s >= 0 for s in shape):
+        raise WeightsError(f"{path}: tensor {name!r} has shape {shape!r:.80}, not a list of "
+                           "whole numbers >= 0")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_whole, offsets))
+            and 0 <= offsets[0] <= offsets[1]):
+        raise WeightsError(f"{path}: tensor {name!r} has data_offsets {offsets!r:.80}, not "
+                           "[begin, end] with 0 <= begin <= end")
     itemsize = 2 if dtype == "BF16" else np.dtype(_ST_DTYPES[dtype]).itemsize
-    size = int(np.prod(shape, dtype=np.int64))
-    if not 0 <= begin <= end <= len(body) or end - begin != size * itemsize:
-        raise WeightsError(f"{path}: tensor {name!r} ({dtype}, shape {list(shape)}) has data "
-                           f"offsets [{begin}, {end}] that do not fit its size or the file "
-                           f"({len(body)} data bytes)")
-    raw = body[begin:end]
+    size = math.prod(shape) * itemsize
+    if offsets[1] - offsets[0] != size:
+        raise WeightsError(f"{path}: tensor {name!r} ({dtype}, shape {shape}) needs {size} "
+                           f"bytes; its data offsets {offsets} span {offsets[1] - offsets[0]}")
+    return dtype, tuple(shape), tuple(offsets)
+
+
+def _st_array(body, dtype, shape, offsets):
+    raw = body[offsets[0]:offsets[1]]
     if dtype == "BF16":     # the upper half of a float32: shift the bits back in place
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32).reshape(shape)
@@ -137,27 +175,60 @@ def _suffix(path):
 
 
 def read_tensors(path) -> tuple[dict, dict]:
-    """``(tensors, metadata)`` of a ``.safetensors`` or ``.npz`` file (host arrays)."""
+    """``(tensors, metadata)`` of a ``.safetensors`` or ``.npz`` file (host arrays;
+    metadata: a map of strings to strings).  A missing, unreadable or malformed file
+    is a :class:`WeightsError` naming it."""
     suffix = _suffix(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file {os.fspath(path)!r} does not exist")
+        raise WeightsError(f"weights file {os.fspath(path)} does not exist"
+                           if not os.path.exists(path) else f"{os.fspath(path)} is not a file")
     if suffix == ".safetensors":
         return read_safetensors(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             tensors = {name: archive[name] for name in archive.files}
-    except Exception as exc:
+    except Exception as exc:       # zipfile, zlib, format and pickle errors alike: not ours
         raise WeightsError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}); "
                            "an .npz of a state dict is np.savez(path, **{k: v.numpy()})") from exc
     if "__meta__" in tensors:
         raise WeightsError(f"{path} is a diet-np checkpoint, not a file of named tensors: "
                            "use it as it is, or write one with diet-np export")
-    metadata = tensors.pop(METADATA, None)
+    entry = tensors.pop(METADATA, None)
+    if entry is None:
+        return tensors, {}
     try:
-        metadata = {} if metadata is None else json.loads(str(metadata[()]))
-    except (ValueError, IndexError) as exc:
-        raise WeightsError(f"{path}: its {METADATA!r} entry is not a JSON object") from exc
+        metadata = json.loads(str(entry[()])) if entry.shape == () and entry.dtype.kind == "U" \
+            else None
+    except (json.JSONDecodeError, RecursionError):
+        metadata = None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise WeightsError(f"{path}: its {METADATA!r} entry is not one string holding a JSON "
+                           "object of strings")
     return tensors, metadata
+
+
+#: What an export's metadata may say of the model: key -> (parse, check, what it must be).
+_RECORD = {"arch": (json.loads, lambda v: isinstance(v, (str, dict)), "an architecture (JSON)"),
+           "kind": (str, lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
+           "T": (int, lambda v: v >= 1, "a whole number >= 1"),
+           "num_classes": (int, lambda v: v >= 1, "a whole number >= 1")}
+
+
+def file_record(path, metadata) -> dict:
+    """What a ``diet-np export`` file says of its model, checked: ``arch``, ``kind``,
+    ``T`` and ``num_classes``, each left out when the metadata does not give it."""
+    record = {}
+    for key, (parse, check, what) in _RECORD.items():
+        if key in metadata:
+            try:
+                value = parse(metadata[key])
+            except (ValueError, RecursionError):
+                value = None
+            if value is None or not check(value):
+                raise WeightsError(f"{path}: its metadata {key!r} is {metadata[key]!r:.80}, "
+                                   f"not {what}")
+            record[key] = value
+    return record
 
 
 def write_tensors(path, tensors: dict, metadata: dict | None = None) -> None:
@@ -245,47 +316,80 @@ def _float_param(path, name, key, value, shape):
     return np.asarray(value, dtype=TRAIN_DTYPE)
 
 
-def import_params(path, arch, num_classes, fmt="authors", saved=None):
+def read_weights(path, fmt="diet-np") -> tuple[dict, dict]:
+    """``(tensors, record)`` of a weights file, checked as data before any use: the
+    file (:func:`read_tensors`; for ``authors`` also ``.pth``,
+    :func:`diet_np.authors_format.read_authors_file`), what its metadata says of
+    the model (:func:`file_record`; a ``.pth``'s ``timesteps`` is its ``T``, its
+    ``thresholds`` and ``leak`` lists go in ``lists``) and every floating-point
+    tensor finite.  Keys saved from ``nn.DataParallel`` lose their ``module.``
+    prefix."""
+    if fmt == "authors" and os.fspath(path).endswith(authors_format.PTH_SUFFIXES):
+        tensors, lists = authors_format.read_authors_file(path, WeightsError)
+        record = {"lists": lists}
+        T = authors_format.saved_timesteps(path, lists, WeightsError)
+        if T is not None:
+            record["T"] = T
+    else:
+        tensors, metadata = read_tensors(path)
+        record = file_record(path, metadata)
+    for name, value in tensors.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise WeightsError(f"{path}: tensor {name!r} holds NaN or infinite values; a "
+                               "network with them computes nothing (a diverged run?)")
+    return _strip_module_prefix(tensors), record
+
+
+def _neuron_names(path, arch, net, tensors, kind):
+    """The leaks and thresholds a ``diet-np`` file gives: all of them for an SNN,
+    none for an ANN (an exported ANN carries its unused leaks and thresholds of 1),
+    all or none when the file does not say its kind."""
+    keys = [k for k, s in net.specs.items() if s.kind != "weight"]
+    present = [k for k in keys if k in tensors]
+    if kind == "ann":
+        return {}
+    if (kind == "snn" or present) and len(present) != len(keys):
+        absent = next(k for k in keys if k not in tensors)
+        said = "an SNN by its metadata, yet it " if kind == "snn" else ""
+        raise WeightsError(f"{path} is {said}holds {len(present)} of the {len(keys)} leaks and "
+                           f"thresholds of {arch}; {absent!r} is missing (all or none)")
+    return {k: k for k in present}
+
+
+def import_params(path, arch, num_classes, fmt="authors", contents=None):
     """Read a weights file into a new network's parameters.
 
-    Returns ``(net, params, kind)``: ``kind`` is ``"snn"`` when the file (in
-    diet-np names) holds every spiking layer's leak and threshold, else
-    ``"ann"`` (leaks and thresholds then keep their initial value 1, and the
-    weights go on to conversion).  Every tensor of the file must find its
-    parameter and every weight its tensor, with the right shape; float16,
-    bfloat16 and float64 tensors are cast to float32.  ``authors`` files may
-    also be ``.pth`` and hold leaks and thresholds (:mod:`diet_np.authors_format`);
-    ``saved`` (a dict), when given, receives the file's ``timesteps`` (or None).
+    Returns ``(net, params, kind)``: ``kind`` is the file's recorded kind (a
+    ``diet-np export``), else ``"snn"`` when the file (in diet-np names) holds
+    every spiking layer's leak and threshold, else ``"ann"`` (leaks and
+    thresholds then keep their initial value 1, and the weights go on to
+    conversion).  Every tensor of the file must find its parameter and every
+    weight its tensor, with the right shape; float16, bfloat16 and float64
+    tensors are cast to float32.  A recorded architecture or class count that
+    differs is refused.  ``contents``: :func:`read_weights`'s result, when read.
     """
     if fmt not in FORMATS:
         raise WeightsError(f"unknown weights format {fmt!r}; choose from {', '.join(FORMATS)}")
-    if fmt == "authors":
-        tensors, file_saved = authors_format.read_authors_file(path, WeightsError)
-        metadata = {}
-    else:
-        tensors, metadata = read_tensors(path)
-        tensors = _strip_module_prefix(tensors)
-    if metadata.get("format") == "diet-np" and metadata.get("arch") != json.dumps(arch):
-        raise WeightsError(f"{path} was exported from a {arch_name(json.loads(metadata['arch']))} "
-                           f"network, not {arch}")
+    tensors, record = read_weights(path, fmt) if contents is None else contents
+    if record.get("arch", arch) != arch:
+        raise WeightsError(f"{path} was exported from a {arch_name(record['arch'])} network, "
+                           f"not {arch_name(arch)}")
+    if record.get("num_classes", num_classes) != num_classes:
+        raise WeightsError(f"{path} holds a network of {record['num_classes']} classes; the "
+                           f"data set has {num_classes}")
     net = build_network(arch, num_classes)
     params = {k: np.ones(s.shape, TRAIN_DTYPE) for k, s in net.specs.items() if s.kind != "weight"}
     names = authors_names(arch, net) if fmt == "authors" else \
         {k: k for k, s in net.specs.items() if s.kind == "weight"}
-    if fmt == "authors":
-        names.update(authors_format.authors_neurons(path, tensors, file_saved, arch, net,
-                                                    WeightsError))
-        if saved is not None:
-            saved["timesteps"] = authors_format.saved_timesteps(path, file_saved, WeightsError)
+    ignored = set()
+    if fmt == "authors" and record.get("kind") != "ann":
+        names.update(authors_format.authors_neurons(path, tensors, record.get("lists", {}),
+                                                    arch, net, WeightsError))
     if fmt == "diet-np":
-        neuron_keys = [k for k, s in net.specs.items() if s.kind != "weight"]
-        present = [k for k in neuron_keys if k in tensors]
-        if present and len(present) != len(neuron_keys):
-            absent = next(k for k in neuron_keys if k not in tensors)
-            raise WeightsError(f"{path} holds {len(present)} of the {len(neuron_keys)} leaks "
-                               f"and thresholds of {arch}; {absent!r} is missing (all or none)")
-        names.update({k: k for k in present})
-    unused = [name for name in tensors if name not in names.values()]
+        names.update(_neuron_names(path, arch, net, tensors, record.get("kind")))
+        if record.get("kind") == "ann":    # an exported ANN's leaks and thresholds: unused
+            ignored = {k for k, s in net.specs.items() if s.kind != "weight"}
+    unused = [name for name in tensors if name not in names.values() and name not in ignored]
     if unused:
         raise WeightsError(f"{path}: tensor {unused[0]!r} (shape {tuple(tensors[unused[0]].shape)}) "
                            f"has no place in {arch}'s parameters"
@@ -303,7 +407,7 @@ def import_params(path, arch, num_classes, fmt="authors", saved=None):
     params = {k: params[k] for k in net.specs}      # the network's order
     kind = "snn" if len(names) == len(net.specs) else "ann"
     if kind == "snn":
-        net.validate(params, mode="snn")
+        check_neuron_ranges(params, str(path), WeightsError)
     return net, params, kind
 
 
@@ -312,30 +416,53 @@ def export_params(path, params, model) -> None:
     to ``path`` (``.safetensors`` or ``.npz``), with the checkpoint's
     architecture, kind, T and class count as metadata (``model``: a
     :class:`diet_np.model_file.ModelFile`)."""
-    metadata = {"format": "diet-np", "arch": json.dumps(model.arch), "kind": model.kind,
-                "T": str(model.T), "num_classes": str(model.data["num_classes"])}
-    write_tensors(path, params, metadata)
+    write_tensors(path, params, export_metadata(model))
+
+
+def export_metadata(model, fmt="diet-np") -> dict:
+    """The metadata an export records: format, architecture (JSON), kind, T, classes."""
+    return {"format": fmt, "arch": json.dumps(model.arch), "kind": model.kind,
+            "T": str(model.T), "num_classes": str(model.data["num_classes"])}
 
 
 def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
     """``diet-np import``: a weights file -> a diet-np checkpoint at ``out``, written
     by :func:`diet_np.pipeline.save_model` (an ANN that ``convert`` accepts, or an
-    SNN when the file holds leaks and thresholds, at ``T``: by default the file's
-    own ``timesteps``, else 5).  Returns the kind."""
+    SNN at T when the file holds leaks and thresholds).  ``arch`` and ``T`` may be
+    None: the file's (a ``diet-np export`` or a NIR graph records them, an authors'
+    ``.pth`` its T; T then defaults to 5).  ``fmt``: ``authors``, ``diet-np`` or
+    ``nir`` (:mod:`diet_np.nir_format`).
+    ``dataset``: the data set, or a function that loads it, called once the file is
+    read and checked (a damaged file is refused before any download).  Nothing is
+    written unless the import succeeds.  Returns the kind."""
     check_output_file(out, overwrite=overwrite, inputs=[source])
-    saved = {}
     if fmt == "nir":
-        net, params, kind, saved["timesteps"] = nir_format.import_nir(source, arch,
-                                                                      dataset.num_classes)
+        graph, record = nir_format.read_nir(source)
     else:
-        net, params, kind = import_params(source, arch, dataset.num_classes, fmt, saved)
-    T = T or saved.get("timesteps") or 5
-    save_model(out, params, arch=arch, kind=kind, T=T if kind == "snn" else 1,
-               data=data_record(dataset),
-               origin={"imported_from": os.path.abspath(source), "import_format": fmt})
+        contents = read_weights(source, fmt)
+        record = contents[1]
+    arch = arch or record.get("arch")
+    if arch is None:
+        raise WeightsError(f"{source} does not record its architecture: pass --arch")
+    if T is not None and record.get("kind") == "ann":
+        raise WeightsError(f"{source} holds an ANN (one step); --timesteps applies to an SNN")
+    if T is not None and record.get("T", T) != T:
+        raise WeightsError(f"{source} holds an SNN of T={record['T']}; --timesteps {T} disagrees "
+                           "(leave it out to keep the file's)")
+    T = T or record.get("T", 5)
+    if callable(dataset):
+        dataset = dataset()
+    if fmt == "nir":
+        net, params, kind = nir_format.from_nir(graph, arch, dataset.num_classes, source)
+    else:
+        net, params, kind = import_params(source, arch, dataset.num_classes, fmt, contents)
+    with writing(out):
+        save_model(out, params, arch=arch, kind=kind, T=T if kind == "snn" else 1,
+                   data=data_record(dataset),
+                   origin={"imported_from": os.path.abspath(source), "import_format": fmt})
     taken = "weights, leaks and thresholds" if kind == "snn" else "weights"
     at = f" at T = {T}" if kind == "snn" else ""
-    print(f"{kind.upper()} {arch}{at} written to {out} ({taken} from {source})")
+    print(f"{kind.upper()} {arch_name(arch)}{at} written to {out} ({taken} from {source})")
     return kind
 
 
@@ -352,12 +479,13 @@ def export_checkpoint(checkpoint, out, overwrite=False, fmt="diet-np"):
         raise WeightsError(f"{out}: --format {fmt} writes a {' or '.join(suffixes)} file")
     check_output_file(out, overwrite=overwrite, inputs=[checkpoint])
     net, params, model = load_model(checkpoint, np)
-    if fmt == "authors":
-        authors_format.write_authors(out, params, model.arch, net, model.kind, model.T,
-                                     WeightsError)
-    elif fmt == "nir":
-        nir_format.export_nir(out, net, params, model)
-    else:
-        export_params(out, params, model)
+    with writing(out):
+        if fmt == "authors":
+            authors_format.write_authors(out, params, net, model, export_metadata(model, fmt),
+                                         WeightsError)
+        elif fmt == "nir":
+            nir_format.export_nir(out, net, params, model)
+        else:
+            export_params(out, params, model)
     print(f"{len(params)} parameters of the {model.kind.upper()} {arch_name(model.arch)} "
           f"written to {out} (--format {fmt})")

@@ -38,7 +38,7 @@ def test_copy_refuses_a_file_as_destination(tmp_path, capsys):
     target = tmp_path / "a_file"
     target.write_text("x")
     assert main(["lessons", "--copy", str(target)]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_lessons_needs_list_or_copy():

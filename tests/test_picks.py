@@ -58,8 +58,18 @@ def test_pick_scale_writes_the_best_factor(unscaled, tmp_path, capsys):
     for key, value in source.params.items():
         expected = value * best if key.endswith(".threshold") else value
         np.testing.assert_allclose(written.params[key], expected, rtol=1e-6, err_msg=key)
-    with pytest.raises(SystemExit, match=f"scaled by {best}; pass one converted with --scale 1.0"):
-        pick_scale.main([str(out), str(tmp_path / "again.npz")])
+    assert pick_scale.main([str(out), str(tmp_path / "again.npz")]) == 2
+    assert f"scaled by {best}; pass one converted with --scale 1.0" in capsys.readouterr().err
+
+
+def test_pick_scale_writes_no_best_when_every_factor_is_silent(unscaled, tmp_path, capsys):
+    out = tmp_path / "scaled.npz"
+    assert pick_scale.main([str(unscaled), str(out), "--scales", "50", "100", "--timesteps",
+                            "2", "--images", "64"]) == 2
+    captured = capsys.readouterr()
+    assert "silent layers" in captured.out and "best scale" not in captured.out
+    assert "every candidate scale left" in captured.err and "nothing written" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_pick_lr_names_the_rate_that_tested_best_and_reuses_its_runs(unscaled, tmp_path,
@@ -77,8 +87,8 @@ def test_pick_lr_names_the_rate_that_tested_best_and_reuses_its_runs(unscaled, t
     again = capsys.readouterr().out
     assert "snn epoch" not in again and measured(again, r"lr ([\de.-]+): training loss [\d.]+ "
                                                         r"over the epoch, accuracy ([\d.]+)") == accuracy
-    with pytest.raises(SystemExit, match="--images 300 \\+ --check 128 exceed the 400 training"):
-        pick_lr.main(args[:2] + ["--images", "300", "--check", "128"])
+    assert pick_lr.main(args[:2] + ["--images", "300", "--check", "128"]) == 2
+    assert "--images 300 + --check 128 exceed the 400 training" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("script, extra", [(pick_scale, ["--images", "0"]),

@@ -46,7 +46,7 @@ def test_safetensors_bf16_and_damaged_files(tmp_path):
         p = tmp_path / f"{name}.safetensors"
         p.write_bytes(len(text).to_bytes(8, "little") + text + body)
         return p
-    with pytest.raises(WeightsError, match="tensor 'y'.*offsets \\[0, 12\\]"):
+    with pytest.raises(WeightsError, match="tensors end at data byte 12 but the file holds 8"):
         read_safetensors(damaged("short", {"y": {"dtype": "F32", "shape": [3],
                                                  "data_offsets": [0, 12]}}))
     with pytest.raises(WeightsError, match="tensor 'z' has dtype C64"):

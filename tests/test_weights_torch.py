@@ -234,7 +234,7 @@ def test_authors_snn_export_loads_strictly_with_equal_logits(arch, suffix, tmp_p
         assert saved["timesteps"] == 5
         nn.DataParallel(twin).load_state_dict(saved["state_dict"], strict=True)
         by_index = sorted(twin.threshold.items(), key=lambda kv: int(kv[0][1:]))
-        assert saved["thresholds"] == [float(v) for _, v in by_index]
+        assert saved["thresholds"] == [float(v.detach()) for _, v in by_index]
     else:
         tensors, _ = read_tensors(out)
         twin.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)

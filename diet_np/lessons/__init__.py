@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import RunError
+from ..outputs import check_output_folder, writing
 
 PACKAGED = Path(__file__).resolve().parent / "files"
 CHECKOUT = Path(__file__).resolve().parents[2] / "lessons"
@@ -24,7 +25,7 @@ def lesson_dir() -> Path:
         if folder.is_dir():
             return folder
     raise RunError(f"no lessons found: neither {PACKAGED} nor {CHECKOUT} exists "
-                            "(is this a partial install?)")
+                   "(is this a partial install?)")
 
 
 def lesson_files(folder: Path | None = None) -> list[Path]:
@@ -43,16 +44,15 @@ def lesson_title(path: Path) -> str:
 def copy_lessons(dest) -> list[Path]:
     """Copy the lessons and their README into ``dest`` (created if needed); return the
     written paths. Refuses before writing anything if any target file already exists."""
-    dest = Path(dest)
+    dest = Path(check_output_folder(dest, "lessons --copy"))
     sources = lesson_files() + [lesson_dir() / "README.md"]
-    if dest.exists() and not dest.is_dir():
-        raise RunError(f"{dest} exists and is not a folder")
     clashes = [src.name for src in sources if (dest / src.name).exists()]
     if clashes:
         raise RunError(f"refusing to overwrite {len(clashes)} existing file(s) in {dest} "
-                              f"(nothing was copied): {', '.join(clashes)}")
-    dest.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copy2(src, dest / src.name)) for src in sources]
+                       f"(nothing was copied): {', '.join(clashes)}")
+    with writing(dest):
+        dest.mkdir(parents=True, exist_ok=True)
+        return [Path(shutil.copy2(src, dest / src.name)) for src in sources]
 
 
 def lessons_command(args) -> None:
