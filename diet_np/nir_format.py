@@ -32,6 +32,7 @@ parameters that differ) rather than guess.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -171,7 +172,9 @@ def export_nir(path, net, params, model, dt=DT) -> None:
     from .checkpoint import atomic_write
     nir = _nir()
     graph = to_nir(net, params, arch=model.arch, T=model.T, encoding=model.encoding, dt=dt)
-    atomic_write(path, lambda f: nir.write(f, graph))
+    buffer = io.BytesIO()                  # h5py writes to a seekable, readable file
+    nir.write(buffer, graph)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -284,8 +287,9 @@ def from_nir(graph, arch, num_classes, path="graph"):
         if kind in ("conv", "linear"):
             key = f"{layer.name}.weight"
             w = _value(node, name, path, "weight", net.specs[key].shape)
-            if w.dtype.kind != "f":
-                raise NIRError(f"{path}: node {name!r} has {w.dtype} weights")
+            if w.dtype.kind != "f" or not np.isfinite(w).all():
+                raise NIRError(f"{path}: node {name!r} has {w.dtype} weights"
+                               + ("" if w.dtype.kind != "f" else " with NaN or infinite values"))
             params[key] = np.asarray(w, TRAIN_DTYPE)
     params = {k: params[k] for k in net.specs}
     net.validate(params, mode="snn")
