@@ -7,6 +7,8 @@ The ``.npz`` is written from the torch tensors; the ``.safetensors`` by the
 The VGGs (40-50 M weights each) run with ``-m slow``.
 """
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,8 @@ from diet_np.weights import import_params, read_tensors
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from torch_reference import lif_step  # noqa: E402
 
 
 class AuthorsVGG(nn.Module):
@@ -137,9 +141,10 @@ class SpikingTwin:
     9 + 2 (block - 1) and one more for a residual block's two neurons).
 
     ``snn(x, T)`` runs the spec's neuron over that tree, time outer: Eq. 2-5 (soft
-    reset, the spike passed on in the same step), Eq. 6's accumulated readout;
-    dropout off.  Every leak and threshold is looked up by its index i, so a key
-    map that put a value at the wrong i would change the logits."""
+    reset, the spike passed on in the same step; benchmarks/torch_reference.py's
+    ``lif_step``, whose backward is Eq. 8), Eq. 6's accumulated readout; dropout
+    off.  Every leak and threshold is looked up by its index i, so a key map that
+    put a value at the wrong i would change the logits."""
 
     def _neurons(self, indices):
         self.threshold = nn.ParameterDict({f"t{i}": nn.Parameter(torch.tensor(1.0))
@@ -148,13 +153,11 @@ class SpikingTwin:
                                       for i in indices})
 
     def _lif(self, i, current):
-        u = self.leak[f"l{i}"] * self.mem.get(i, 0.0) + current           # Eq. 2
-        o = (u / self.threshold[f"t{i}"] - 1.0 > 0).to(u.dtype)          # Eq. 3-4
-        self.mem[i] = u - self.threshold[f"t{i}"] * o                     # Eq. 5
-        self.spikes[i] = self.spikes.get(i, 0.0) + float(o.sum())
+        o, self.mem[i] = lif_step(current, self.mem.get(i, torch.zeros_like(current)),
+                                  self.leak[f"l{i}"], self.threshold[f"t{i}"], 0.3)
+        self.spikes[i] = self.spikes.get(i, 0.0) + float(o.detach().sum())
         return o
 
-    @torch.no_grad()
     def snn(self, x, T):
         self.mem, self.spikes, logits = {}, {}, 0.0
         for _ in range(T):
@@ -209,7 +212,8 @@ def spiking_twin(arch):
 
 def twin_logits(model, x, T=5):
     model.double().eval()
-    return model.snn(torch.from_numpy(x), T).numpy()
+    with torch.no_grad():
+        return model.snn(torch.from_numpy(x), T).numpy()
 
 
 SNN_ARCHS = ["vgg5", "vgg6_w8", "vgg9_w8", "vgg11_w8", "vgg16_w8",
@@ -261,7 +265,8 @@ def test_authors_snn_pth_as_snn_py_saves_it_imports(arch, tmp_path, capsys):
         twin.leak["l" + key[1:]].data.fill_(0.95 - 0.01 * i)
     model = nn.DataParallel(twin)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, amsgrad=True)
-    order = lambda d: [float(v) for _, v in sorted(d.items(), key=lambda kv: int(kv[0][1:]))]
+    order = lambda d: [float(v.detach()) for _, v in sorted(d.items(),
+                                                             key=lambda kv: int(kv[0][1:]))]
     path = tmp_path / "snn_vgg_cifar10.pth"
     torch.save({"accuracy": 0.5, "epoch": 3, "state_dict": model.state_dict(),
                 "optimizer": opt.state_dict(), "thresholds": order(twin.threshold),
