@@ -150,11 +150,11 @@ def test_nir_nodes_and_parameters_as_nir_expects():
 
 
 # -- the command line ---------------------------------------------------------------------------
-@pytest.mark.parametrize("arch", ["vgg5", "vgg6_w8", "vgg9_w8", "vgg11_w8", "vgg16_w8",
-                                  pytest.param("resnet20", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("arch", ["vgg16_w8", pytest.param("resnet20", marks=pytest.mark.slow)])
 def test_nir_round_trip_reproduces_logits_and_spikes(arch, tmp_path, capsys):
     """diet-np -> export --format nir -> import --format nir -> the same parameters,
-    bit for bit, so the same logits and every layer's spikes at T = 5."""
+    bit for bit, so the same logits and every layer's spikes at T = 5 (the other
+    VGGs' round trips: tests/test_interop_matrix.py)."""
     net, params = snn(arch, leak_one=[next(iter(net_neurons(arch)))])
     ckpt, out, back = checkpoint(tmp_path, arch, params), tmp_path / "g.nir", tmp_path / "b.npz"
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--format", "nir"]) == 0
