@@ -66,9 +66,9 @@ def _rebuild_tensor(path, storage, offset, size, stride, *_):
     if 0 in size:
         return np.zeros(size, values.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-    if last >= values.size:
+    if last >= values.size or int(np.prod(size, dtype=np.float64)) > values.size:
         raise PthError(f"{path}: a tensor (size {size}, stride {stride}, offset {offset}) "
-                       f"reaches beyond its storage of {values.size} elements")
+                       f"reaches beyond its storage of {values.size} elements, or has more")
     item = values.itemsize
     view = np.lib.stride_tricks.as_strided(values[offset:], size, [s * item for s in stride],
                                            writeable=False)
@@ -112,6 +112,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             info = self.archive.getinfo(name)
         except KeyError:
             raise PthError(f"{self.path}: storage {key} has no entry {name!r}") from None
+        if info.compress_type != zipfile.ZIP_STORED:     # torch.save stores, never deflates
+            raise PthError(f"{self.path}: storage {key} is compressed; torch.save writes "
+                           "storages uncompressed")
         if info.file_size != numel * itemsize:
             raise PthError(f"{self.path}: storage {key} ({kind}, {numel} elements) has "
                            f"{info.file_size} bytes, not {numel * itemsize}")

@@ -177,6 +177,17 @@ def test_pth_reader_refuses_damaged_files(tmp_path):
     body = (b"\x80\x02" + _pickle({"w": np.ones((2, 3), np.float32)}, storages) + b".").replace(
         _tuple([_int(3), _int(1)]), _tuple([_int(30), _int(1)]))      # stride 30 > storage
     refused(pth_bytes(None, body, storages), "reaches beyond its storage of 6 elements")
+    storages = {}
+    body = (b"\x80\x02" + _pickle({"w": np.ones((2, 3), np.float32)}, storages) + b".").replace(
+        _tuple([_int(2), _int(3)]) + _tuple([_int(3), _int(1)]),
+        _tuple([_int(10 ** 6), _int(10 ** 6)]) + _tuple([_int(0), _int(0)]))  # 10^12 views
+    refused(pth_bytes(None, body, storages), "reaches beyond its storage of 6 elements, or has")
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as src, \
+            zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in src.namelist():
+            z.writestr(n, src.read(n))
+    refused(deflated.getvalue(), "storage 0 is compressed")
     refused(pth_bytes(None, pickled=b"\x80\x02}q\x00."[:4]), "not a readable torch file")
     refused(pth_bytes(None, pickled=b"\x80\x02" + _tuple([_text("a")]) + b"Q."),
             "unknown persistent id")
