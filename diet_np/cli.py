@@ -433,11 +433,11 @@ def _cmd_train_ann(args, explicit):
     check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
     if stored is not None and "arch" not in explicit:
         args.arch = stored.arch
-    base = ann_config(**ann_recipe(args.arch))
-    optimizer = args.optimizer or (stored.config if stored else base.to_dict())["optimizer"]
+    base = TrainConfig.from_dict(stored.config) if stored else ann_config(**ann_recipe(args.arch))
+    optimizer = args.optimizer or base.optimizer
     if "momentum" in explicit and optimizer != "sgd":
         raise ConfigError(f"--momentum is SGD's; this run uses {optimizer} (pass --optimizer sgd)")
-    cfg = _config(TrainConfig.from_dict(stored.config) if stored else base, args,
+    cfg = _config(base, args,
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
                       "momentum": ("momentum", _SAME), "optimizer": ("optimizer", _SAME),

@@ -137,6 +137,11 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
     if config is not None and not isinstance(config, dict):
         raise CheckpointError(f"checkpoint {path}: config is {config!r}, not a dict")
     history = _field(meta, "history", (list,), path)
+    for n, record in enumerate(history, start=1):
+        if not isinstance(record, dict) or not all(
+                _real(record[k]) for k in ("test_acc", "train_loss") if k in record):
+            raise CheckpointError(f"checkpoint {path}: history record {n} is {record!r:.80}, "
+                                  "not an epoch record")
     if config is not None and len(history) != epoch:
         raise CheckpointError(f"checkpoint {path}: it says {epoch} epochs were trained but "
                               f"records {len(history)} (damaged meta?)")
@@ -144,6 +149,8 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
         raise CheckpointError(f"checkpoint {path}: epoch {epoch} is past the run's "
                               f"{config.get('epochs')} epochs (damaged meta?)")
     origin = meta.get("origin") or {}
+    if not isinstance(origin, dict):
+        raise CheckpointError(f"checkpoint {path}: origin is {origin!r:.80}, not a dict")
     if expect_kind is not None and kind not in expect_kind:
         raise CheckpointError(f"{path} holds an {kind.upper()} model; this step needs "
                               f"{' or '.join(k.upper() for k in expect_kind)}")

@@ -100,7 +100,8 @@ class TrainConfig:
              f"momentum must lie in [0, 1); got {self.momentum!r}"),
             (_is_int(self.T) and self.T >= 1, f"T (timesteps) must be an integer >= 1; got {self.T!r}"),
             (self.mode == "snn" or self.T == 1, "the ANN runs one step: T must be 1 in mode 'ann'"),
-            (all(0 <= p < 1 for p in self.dropout.values()),
+            (isinstance(self.dropout, dict) and set(self.dropout) == {"conv", "fc"}
+             and all(_is_real(p) and 0 <= p < 1 for p in self.dropout.values()),
              f"dropout rates must lie in [0, 1); got {self.dropout}"),
             (_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0; got {self.seed!r}"),
             (_is_int(self.chance_epochs) and self.chance_epochs >= 0,
@@ -129,13 +130,18 @@ class TrainConfig:
     def from_dict(cls, d):
         """The config stored by :meth:`to_dict`; unknown or missing fields are a ConfigError."""
         names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(d, dict):
+            raise ConfigError(f"a stored training config is a dict, not {type(d).__name__}")
         d = {**ADDED_FIELDS, **d}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
             raise ConfigError("stored training config does not match this diet-np's: "
                               + "; ".join(p for p in (f"unknown {unknown}" if unknown else "",
                                                       f"missing {missing}" if missing else "") if p))
-        d["milestones"], d["learn"] = tuple(d["milestones"]), tuple(d["learn"])
+        for key in ("milestones", "learn"):
+            if not isinstance(d[key], (list, tuple)):
+                raise ConfigError(f"stored training config: {key} is {d[key]!r}, not a list")
+            d[key] = tuple(d[key])
         return cls(**d)
 
 

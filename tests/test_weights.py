@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from diet_np.architectures import build_network
+from diet_np.architectures import ARCHITECTURES, build_network
 from diet_np.cli import main
 from diet_np.model_file import data_record
 from diet_np.pipeline import load_data, load_model, save_model
@@ -181,3 +181,38 @@ def test_imported_ann_converts(tmp_path):
                  str(tmp_path / "snn.npz"), "--find-steps", "2", "--images", "8",
                  "--timesteps", "2"] + flags) == 0
     assert load_model(tmp_path / "snn.npz", np, expect_kind=("snn",))[2].kind == "snn"
+
+
+ROUND_TRIP = ["vgg5", "vgg9_w8", "vgg11_w8", "vgg6_w8", "vgg16_w8", "resnet20"]
+
+
+@pytest.mark.parametrize("arch", ROUND_TRIP + [
+    pytest.param(a, marks=pytest.mark.slow) for a in ARCHITECTURES if a not in ROUND_TRIP])
+def test_export_import_keeps_kind_T_and_every_value(arch, tmp_path, capsys):
+    """An exported ANN comes back an ANN (its leaks and thresholds of 1 unused), an SNN an
+    SNN at its T, in both formats, with neither --arch nor --timesteps given."""
+    data = load_data("shapes", n_train=20, n_test=10, seed=0)
+    net = build_network(arch, data.num_classes)
+    params = net.init_params(2)
+    for i, name in enumerate(net.neurons):
+        params[f"{name}.leak"][...], params[f"{name}.threshold"][...] = 0.9 - 0.01 * i, 0.5 + i
+    flags = ["--dataset", "shapes", "--n-train", "20", "--n-test", "10", "--quiet"]
+    for kind, T in (("ann", 1), ("snn", 7)):
+        ckpt = tmp_path / f"{kind}_checkpoint.npz"
+        save_model(ckpt, params, arch=arch, kind=kind, T=T, data=data_record(data))
+        for suffix in ("safetensors", "npz"):
+            out, back = tmp_path / f"{kind}.{suffix}", tmp_path / f"{kind}_{suffix}_back.npz"
+            assert main(["export", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+            assert main(["import", "--from", str(out), "--format", "diet-np", "--out", str(back)]
+                        + flags) == 0
+            _, got, model = load_model(back, np)
+            assert (model.kind, model.T, model.arch) == (kind, T, arch)
+            for k, v in params.items():
+                want = v if kind == "snn" or k.endswith(".weight") else np.ones_like(v)
+                np.testing.assert_array_equal(got[k], want, err_msg=f"{arch} {kind} {k}")
+    capsys.readouterr()
+    assert main(["import", "--from", str(tmp_path / "snn.safetensors"),
+                 "--format", "diet-np", "--timesteps", "3", "--out", str(tmp_path / "x.npz")]
+                + flags) == 2
+    assert "holds an SNN of T=7; --timesteps 3 disagrees" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
