@@ -22,7 +22,9 @@ import collections
 import io
 import os
 import pickle
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -150,7 +152,9 @@ def read_pth(path):
             return _RestrictedUnpickler(io.BytesIO(data), path, archive, root).load()
     except PthError:
         raise
-    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError,
-            AttributeError, IndexError, KeyError, OverflowError, MemoryError) as exc:
+    except (zipfile.BadZipFile, zlib.error, struct.error, pickle.UnpicklingError, EOFError,
+            ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError,
+            MemoryError, RecursionError, NotImplementedError, RuntimeError, OSError) as exc:
+        # a damaged archive or pickle: zipfile, zlib and pickle raise all of these
         raise PthError(f"{path}: not a readable torch file ({type(exc).__name__}: "
                        f"{str(exc)[:120]})") from exc

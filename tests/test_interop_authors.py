@@ -280,3 +280,24 @@ def test_export_authors_writes_their_keys(tmp_path, capsys, monkeypatch):
                  "--format", "authors"]) == 2
     assert "--format authors writes a .safetensors or .npz or .pth file" in \
         capsys.readouterr().err
+
+
+def test_pth_reader_on_mutated_files_reads_or_refuses_in_one_line(tmp_path):
+    """300 random byte changes and truncations of a valid file: each is read or
+    refused with a DietError, never another exception."""
+    good = pth_bytes({"state_dict": {"w": np.arange(6, dtype=np.float32).reshape(2, 3),
+                                     "t": np.array(0.5, np.float32)},
+                      "thresholds": [0.5], "timesteps": 5})
+    rng = np.random.default_rng(0)
+    path, refused = tmp_path / "m.pth", 0
+    for _ in range(300):
+        data = bytearray(good)
+        for j in rng.integers(len(data), size=rng.integers(1, 4)):
+            data[j] = rng.integers(256)
+        path.write_bytes(bytes(data[:rng.integers(len(data))] if rng.random() < 0.2 else data))
+        try:
+            read_pth(path)
+        except DietError as exc:
+            assert "\n" not in str(exc)
+            refused += 1
+    assert refused > 30
