@@ -262,9 +262,13 @@ def from_nir(graph, arch, num_classes, path="graph"):
     if recorded != arch:
         raise NIRError(f"{path} was exported from a {arch_name(recorded)} network, "
                        f"not {arch_name(arch)}")
-    dt = float(meta.get("dt", DT))
-    if not dt > 0:
-        raise NIRError(f"{path}: its metadata dt = {dt} is not positive")
+    try:
+        dt = float(meta.get("dt", DT))
+    except (TypeError, ValueError):
+        dt = float("nan")
+    if not 0 < dt < float("inf"):
+        raise NIRError(f"{path}: its metadata dt = {meta.get('dt')!r:.40} is not a positive "
+                       "number")
     net = build_network(arch, num_classes)
     nodes, edges = plan(net)
     want = {n for n, _, _ in nodes}

@@ -216,6 +216,10 @@ def test_nir_import_refuses_what_it_cannot_represent(tmp_path):
     refused(rewired, "its edges are not those of vgg5", write=False)   # nir.read refuses it
     refused(lambda g: None, "exported from a vgg5 network, not vgg9", arch_asked="vgg9")
 
+    def bad_dt(g):
+        g.metadata["dt"] = "soon"
+    refused(bad_dt, "metadata dt = 'soon' is not a positive number")
+
 
 def test_nir_cli_refusals_write_nothing(tmp_path, capsys, monkeypatch):
     net, params = snn("vgg5")
