@@ -129,9 +129,9 @@ def _neuron_node(nir, layer, leak, threshold, dt):
 def to_nir(net, params, *, arch, T, encoding="direct", dt=DT):
     """The NIR graph of an SNN (``params``: host arrays under diet-np's keys)."""
     nir = _nir()
-    nodes = {}
+    nodes, (layout, edges) = {}, plan(net)
     weight = lambda layer: np.asarray(params[f"{layer.name}.weight"], np.float32)
-    for name, kind, layer in plan(net)[0]:
+    for name, kind, layer in layout:
         if kind == "input":
             nodes[name] = nir.Input(input_type={"input": np.array(net.input_shape)})
         elif kind == "conv":
@@ -161,7 +161,7 @@ def to_nir(net, params, *, arch, T, encoding="direct", dt=DT):
             "reset": RESET, "encoding": encoding,
             "semantics": "one step = one forward-Euler step of length dt; spiking nodes "
                          "reset by subtracting v_threshold (metadata reset), not to v_reset"}
-    return nir.NIRGraph(nodes=nodes, edges=plan(net)[1], metadata=meta)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
 def export_nir(path, net, params, model, dt=DT) -> None:
