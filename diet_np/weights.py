@@ -30,7 +30,7 @@ from .architectures import VGG_CONFIGS, arch_name, build_network
 from .backend import TRAIN_DTYPE, to_host
 from .checkpoint import atomic_write
 from .errors import DietError
-from .model_file import KINDS, check_neuron_ranges, data_record, first_non_finite
+from .model_file import KINDS, check_neuron_ranges, data_record
 from .outputs import check_output_file, writing
 from .pipeline import load_model, save_model
 

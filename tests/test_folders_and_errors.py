@@ -13,14 +13,13 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import vgg5_files
 from diet_np import cli
 from diet_np.architectures import build_network
 from diet_np.errors import (ConfigError, DietError, ParameterError, ParameterKeyError,
                             ParameterTypeError)
-from diet_np.model_file import data_record
 from diet_np.optim import SGD, Adam
 from diet_np.outputs import check_output_file, check_run_dir
-from diet_np.pipeline import load_data, save_model
 
 DATA = ["--n-test", "10", "--quiet"]
 
@@ -42,17 +41,9 @@ def read_only(monkeypatch):
 
 @pytest.fixture(scope="module")
 def snn(tmp_path_factory):
-    """vgg5 checkpoints on 20/10 shapes images: an SNN, one with rate-coded input, an ANN."""
+    """The folder of conftest.vgg5_files: ann.npz, snn.npz, rate.npz."""
     folder = tmp_path_factory.mktemp("snn")
-    data = load_data("shapes", n_train=20, n_test=10, seed=0)
-    net = build_network("vgg5", data.num_classes)
-    params = net.init_params(1)
-    for name in net.neurons:
-        params[f"{name}.leak"][...], params[f"{name}.threshold"][...] = 0.9, 0.3
-    save_model(folder / "snn.npz", params, arch="vgg5", kind="snn", T=2, data=data_record(data))
-    save_model(folder / "ann.npz", params, arch="vgg5", kind="ann", T=1, data=data_record(data))
-    save_model(folder / "rate.npz", params, arch="vgg5", kind="snn", T=2, data=data_record(data),
-               origin={"encoding": "rate"})
+    vgg5_files(folder)
     return folder
 
 
