@@ -30,7 +30,7 @@ from .architectures import VGG_CONFIGS, arch_name, build_network, split_width
 from .backend import TRAIN_DTYPE, to_host
 from .checkpoint import atomic_write
 from .errors import DietError
-from .model_file import KINDS, check_neuron_ranges, data_record, first_non_finite
+from .model_file import KINDS, check_neuron_ranges, data_record
 from .outputs import check_output_file, writing
 from .pipeline import load_model, save_model
 from . import authors_format, nir_format
@@ -110,8 +110,8 @@ def _st_entry(path, name, entry):
                            "(it needs exactly dtype, shape and data_offsets)")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(dtype, str) or dtype != "BF16" and dtype not in _ST_DTYPES:
-        raise WeightsError(f"{path}: tensor {name!r} has dtype {str(dtype):.40}, which diet-np does "
-                           f"not read (it reads BF16, {', '.join(_ST_DTYPES)})")
+        raise WeightsError(f"{path}: tensor {name!r} has dtype {str(dtype):.40}, which diet-np "
+                           f"does not read (it reads BF16, {', '.join(_ST_DTYPES)})")
     if not isinstance(shape, list) or not all(_whole(s) and s >= 0 for s in shape):
         raise WeightsError(f"{path}: tensor {name!r} has shape {shape!r:.80}, not a list of "
                            "whole numbers >= 0")
