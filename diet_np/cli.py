@@ -271,22 +271,29 @@ def build_parser():
                    help="draws the images and neurons shown")
     p.add_argument("--overwrite", action="store_true", help="replace figures already in OUT")
 
-    p = sub.add_parser("import", help="an ANN (or SNN) from a .safetensors / .npz state dict")
+    p = sub.add_parser("import", help="an ANN or SNN from a state dict or a NIR graph")
     _common(p, device=False, test_images=False)
-    p.add_argument("--from", dest="source", required=True, help="the .safetensors or .npz file")
+    p.add_argument("--from", dest="source", required=True,
+                   help="a .safetensors or .npz file; authors: also .pth; nir: a .nir file")
     p.add_argument("--arch", choices=ARCHITECTURES,
-                   help="the network (default: the one a diet-np export records)")
-    p.add_argument("--format", choices=("authors", "diet-np"), default="authors",
-                   help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's")
+                   help="the network (default: the one a diet-np export or a NIR graph "
+                        "records)")
+    p.add_argument("--format", choices=("authors", "diet-np", "nir"), default="authors",
+                   help="authors: the authors' PyTorch state-dict keys; diet-np: diet-np's; "
+                        "nir: a NIR graph as export --format nir writes it")
     p.add_argument("--timesteps", type=positive_int, default=None,
                    help="T recorded for an SNN (a file with leaks and thresholds) (default: "
-                        "the T a diet-np export records, else 5)")
+                        "the T the file records, else 5)")
     p.add_argument("--out", required=True, help="the checkpoint to write (.npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
-    p = sub.add_parser("export", help="a checkpoint's parameters as .safetensors or .npz")
+    p = sub.add_parser("export", help="a checkpoint as a state dict or a NIR graph")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True, help="FILE.safetensors or FILE.npz")
+    p.add_argument("--out", required=True,
+                   help="FILE.safetensors or FILE.npz; authors: also FILE.pth; nir: FILE.nir")
+    p.add_argument("--format", choices=("diet-np", "authors", "nir"), default="diet-np",
+                   help="diet-np: diet-np's keys; authors: the authors' PyTorch keys; "
+                        "nir: a NIR graph (an SNN checkpoint)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
     p = sub.add_parser("lessons", help="list the lessons shipped with the package, or copy them")
@@ -620,7 +627,7 @@ def _cmd_import(args, explicit):
 
 
 def _cmd_export(args, explicit):
-    export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite, fmt=args.format)
 
 
 COMMANDS = {"demo": _cmd_demo, "train-ann": _cmd_train_ann, "convert": _cmd_convert,

@@ -181,7 +181,8 @@ def _check_data(path, data):
                               "sizes >= 1 (channels, height, width)")
     for key in ("n_train", "n_test", "num_classes"):
         if data[key] < 1:
-            raise CheckpointError(f"checkpoint {path}: data {key} is {data[key]!r}; it must be >= 1")
+            raise CheckpointError(f"checkpoint {path}: data {key} is {data[key]!r}; it must be "
+                                  ">= 1")
     for key, low in (("mean", -np.inf), ("std", 0.0)):
         values = data[key]
         if len(values) != shape[0] or not all(_real(v) and low < v < np.inf for v in values):

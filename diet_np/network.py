@@ -155,12 +155,13 @@ class Network:
         if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
             raise ParameterError(f"T (timesteps) must be an integer >= 1; got {T!r}")
         if not isinstance(params, dict):
-            raise ParameterTypeError(f"params must be a dict of arrays; got {type(params).__name__}")
+            raise ParameterTypeError("params must be a dict of arrays; got "
+                                     f"{type(params).__name__}")
         missing = [k for k in self.specs if k not in params]
         extra = [k for k in params if k not in self.specs]
         if missing or extra:
             raise ParameterKeyError(f"{self.name}: parameters do not match the network "
-                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
+                                    f"(missing {missing[:3]}, unexpected {extra[:3]})")
         for key in self.specs:
             require_array(f"parameter {key}", params[key])
         if x is not None:
@@ -171,7 +172,7 @@ class Network:
             value = params[key]
             if tuple(value.shape) != spec.shape:
                 raise ParameterError(f"parameter {key} has shape {tuple(value.shape)}; "
-                                 f"{self.name} expects {spec.shape}")
+                                     f"{self.name} expects {spec.shape}")
             check_float_dtype(f"parameter {key}", value)
             if dtype is None:
                 dtype = value.dtype
@@ -179,14 +180,15 @@ class Network:
                 raise ParameterTypeError(f"parameter {key} is {value.dtype} but others are {dtype}")
         if x is not None:
             if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-                raise ParameterError(f"input must have shape (batch, {', '.join(map(str, self.input_shape))}); "
-                                 f"got {tuple(x.shape)}")
+                shape = ", ".join(map(str, self.input_shape))
+                raise ParameterError(f"input must have shape (batch, {shape}); "
+                                     f"got {tuple(x.shape)}")
             if x.shape[0] < 1:
                 raise ParameterError("input batch is empty")
             check_float_dtype("input", x)
             if x.dtype != dtype:
                 raise ParameterTypeError(f"input is {x.dtype} but parameters are {dtype}; "
-                                "normalise images to the parameters' float dtype first")
+                                         "normalise images to the parameters' float dtype first")
             if not bool(xp.isfinite(x).all()):
                 raise ParameterError("input contains NaN or infinite values")
         if mode == "snn":
@@ -196,7 +198,8 @@ class Network:
                 if not 0.0 <= leak <= 1.0:
                     raise ParameterError(f"leak of layer {name} is {leak}; it must lie in [0, 1]")
                 if not threshold > 0.0:
-                    raise ParameterError(f"threshold of layer {name} is {threshold}; it must be > 0")
+                    raise ParameterError(f"threshold of layer {name} is {threshold}; it must "
+                                         "be > 0")
 
     def _context(self, T, mode, train, rng, surrogate, smooth, dropout, dtype):
         if train and not isinstance(train, bool):

@@ -76,20 +76,20 @@ def check_grads(params: dict, grads: dict) -> None:
     """
     if not isinstance(params, dict) or not isinstance(grads, dict):
         raise ParameterTypeError("params and grads must both be dicts of arrays, got "
-                        f"{type(params).__name__} and {type(grads).__name__}")
+                                 f"{type(params).__name__} and {type(grads).__name__}")
     missing = [k for k in params if k not in grads]
     if missing:
         raise ParameterError(f"no gradient for parameter {missing[0]!r}"
-                       + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     extra = [k for k in grads if k not in params]
     if extra:
         raise ParameterError(f"gradient {extra[0]!r} has no matching parameter"
-                       + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+                             + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
     for k, p in params.items():
         g = grads[k]
         if tuple(g.shape) != tuple(p.shape):
             raise ParameterError(f"gradient for {k!r} has shape {tuple(g.shape)} but the "
-                             f"parameter has shape {tuple(p.shape)}")
+                                 f"parameter has shape {tuple(p.shape)}")
         array_module(p, g)  # raises BackendError naming both libraries when mixed
 
 
@@ -135,8 +135,8 @@ class _Optimizer:
             buf = slot[name] = _zeros_like(p)
         elif tuple(buf.shape) != tuple(p.shape):
             raise ParameterError(f"optimiser state {name!r} of {key!r} has shape "
-                             f"{tuple(buf.shape)} but the parameter has shape {tuple(p.shape)}"
-                             " (state from another model?)")
+                                 f"{tuple(buf.shape)} but the parameter has shape {tuple(p.shape)}"
+                                 " (state from another model?)")
         else:
             array_module(p, buf)
         return buf
@@ -177,8 +177,8 @@ class _Optimizer:
             unknown = set(slot) - set(self._buffers)
             if unknown:
                 raise ParameterError(f"optimiser state for {key!r} has unknown buffers "
-                                 f"{sorted(unknown)}; a {self.kind} optimiser keeps "
-                                 f"{list(self._buffers)}")
+                                     f"{sorted(unknown)}; a {self.kind} optimiser keeps "
+                                     f"{list(self._buffers)}")
             state[key] = {n: b.copy() for n, b in slot.items()}
         self.step_count = int(step)
         self.state = state
@@ -286,7 +286,7 @@ class Adam(_Optimizer):
         saved = bool(d.get("amsgrad", has_max))
         if saved != self.amsgrad:
             raise ParameterError(f"optimiser state was saved with amsgrad={saved} but this "
-                             f"Adam has amsgrad={self.amsgrad}")
+                                 f"Adam has amsgrad={self.amsgrad}")
 
     def step(self, params: dict, grads: dict, lr=None) -> None:
         """One in-place update of every parameter (Eq. 15's optimiser step)."""
@@ -348,7 +348,7 @@ def make_optimizer(name: str, lr, engine=None, **kw):
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
         raise ConfigError(f"optimiser {name!r} got unknown argument(s) {', '.join(unknown)}; "
-                         f"it takes {', '.join(allowed)}")
+                          f"it takes {', '.join(allowed)}")
     if engine is not None and cls is Adam:
         kw["engine"] = engine
     return cls(lr, **kw)

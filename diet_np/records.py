@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from .checkpoint import atomic_write
+from .errors import RunError
 
 
 def _to_json(obj):
@@ -82,7 +83,7 @@ class RunLog:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{self.path!r} line {i} is not valid JSON: {exc}") from exc
+                raise RunError(f"{self.path} line {i} is not valid JSON: {exc}") from exc
         return records
 
     def truncate_after(self, epoch: int) -> int:

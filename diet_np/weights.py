@@ -26,16 +26,17 @@ import os
 
 import numpy as np
 
-from .architectures import VGG_CONFIGS, arch_name, build_network
+from .architectures import VGG_CONFIGS, arch_name, build_network, split_width
 from .backend import TRAIN_DTYPE, to_host
 from .checkpoint import atomic_write
 from .errors import DietError
-from .model_file import KINDS, check_neuron_ranges, data_record, first_non_finite
+from .model_file import KINDS, check_neuron_ranges, data_record
 from .outputs import check_output_file, writing
 from .pipeline import load_model, save_model
+from . import authors_format, nir_format
 
 FORMATS = ("authors", "diet-np")
-AUTHORS_ARCHS = ("vgg6", "vgg16", "vgg16_imagenet", "resnet20")
+EXPORT_FORMATS = ("diet-np", "authors", "nir")
 METADATA = "__metadata__"
 
 _ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
@@ -109,8 +110,8 @@ def _st_entry(path, name, entry):
                            "(it needs exactly dtype, shape and data_offsets)")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(dtype, str) or dtype != "BF16" and dtype not in _ST_DTYPES:
-        raise WeightsError(f"{path}: tensor {name!r} has dtype {str(dtype):.40}, which diet-np does "
-                           f"not read (it reads BF16, {', '.join(_ST_DTYPES)})")
+        raise WeightsError(f"{path}: tensor {name!r} has dtype {str(dtype):.40}, which diet-np "
+                           f"does not read (it reads BF16, {', '.join(_ST_DTYPES)})")
     if not isinstance(shape, list) or not all(_whole(s) and s >= 0 for s in shape):
         raise WeightsError(f"{path}: tensor {name!r} has shape {shape!r:.80}, not a list of "
                            "whole numbers >= 0")
@@ -250,7 +251,7 @@ def _authors_vgg_names(arch) -> dict:
     of the dropout it replaces.  ``classifier`` is Linear, ReLU, Dropout per
     hidden layer, then the output Linear.
     """
-    features, classifier = VGG_CONFIGS[arch]
+    features, classifier = VGG_CONFIGS[split_width(arch)[0]]   # widths do not move keys
     names, index, conv = {}, 0, 0
     for token in features:
         if token in ("A", "M"):
@@ -282,13 +283,14 @@ def _authors_resnet_names(net) -> dict:
 
 
 def authors_names(arch, net) -> dict:
-    """``{diet-np weight key: the authors' state-dict key}`` for ``vgg6``, ``vgg16``,
-    ``vgg16_imagenet`` or ``resnet20`` (their VGG6, also called VGG5, VGG16, the
-    ImageNet VGG16 of ``vgg_spiking_imagenet.py``, whose fifth pool takes the last
-    Dropout's index as the others do, and ResNet20)."""
-    if arch not in AUTHORS_ARCHS:
-        raise WeightsError(f"no key map for the authors' {arch!r}; the authors' models mapped "
-                           f"are {', '.join(AUTHORS_ARCHS)} (or use --format diet-np)")
+    """``{diet-np weight key: the authors' state-dict key}`` for ``resnet20`` and
+    every named VGG (their VGG5 is diet-np's ``vgg6``; their layer-list rule gives
+    the keys of the other VGGs and of the ``_w<k>`` widths)."""
+    if not isinstance(arch, str) or (arch != "resnet20"
+                                     and split_width(arch)[0] not in VGG_CONFIGS):
+        raise WeightsError(f"no key map for the authors' {arch_name(arch)!r}: the authors' "
+                           "layout exists for resnet20 and the named VGGs (or use --format "
+                           "diet-np)")
     names = _authors_resnet_names(net) if arch == "resnet20" else _authors_vgg_names(arch)
     weights = [k for k, s in net.specs.items() if s.kind == "weight"]
     assert sorted(names) == sorted(weights), "the key map and the network disagree"
@@ -314,13 +316,23 @@ def _float_param(path, name, key, value, shape):
     return np.asarray(value, dtype=TRAIN_DTYPE)
 
 
-def read_weights(path) -> tuple[dict, dict]:
+def read_weights(path, fmt="diet-np") -> tuple[dict, dict]:
     """``(tensors, record)`` of a weights file, checked as data before any use: the
-    file (:func:`read_tensors`), what its metadata says of the model
-    (:func:`file_record`) and every floating-point tensor finite.  Keys saved
-    from ``nn.DataParallel`` lose their ``module.`` prefix."""
-    tensors, metadata = read_tensors(path)
-    record = file_record(path, metadata)
+    file (:func:`read_tensors`; for ``authors`` also ``.pth``,
+    :func:`diet_np.authors_format.read_authors_file`), what its metadata says of
+    the model (:func:`file_record`; a ``.pth``'s ``timesteps`` is its ``T``, its
+    ``thresholds`` and ``leak`` lists go in ``lists``) and every floating-point
+    tensor finite.  Keys saved from ``nn.DataParallel`` lose their ``module.``
+    prefix."""
+    if fmt == "authors" and os.fspath(path).endswith(authors_format.PTH_SUFFIXES):
+        tensors, lists = authors_format.read_authors_file(path, WeightsError)
+        record = {"lists": lists}
+        T = authors_format.saved_timesteps(path, lists, WeightsError)
+        if T is not None:
+            record["T"] = T
+    else:
+        tensors, metadata = read_tensors(path)
+        record = file_record(path, metadata)
     for name, value in tensors.items():
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise WeightsError(f"{path}: tensor {name!r} holds NaN or infinite values; a "
@@ -358,7 +370,7 @@ def import_params(path, arch, num_classes, fmt="authors", contents=None):
     """
     if fmt not in FORMATS:
         raise WeightsError(f"unknown weights format {fmt!r}; choose from {', '.join(FORMATS)}")
-    tensors, record = read_weights(path) if contents is None else contents
+    tensors, record = read_weights(path, fmt) if contents is None else contents
     if record.get("arch", arch) != arch:
         raise WeightsError(f"{path} was exported from a {arch_name(record['arch'])} network, "
                            f"not {arch_name(arch)}")
@@ -370,6 +382,9 @@ def import_params(path, arch, num_classes, fmt="authors", contents=None):
     names = authors_names(arch, net) if fmt == "authors" else \
         {k: k for k, s in net.specs.items() if s.kind == "weight"}
     ignored = set()
+    if fmt == "authors" and record.get("kind") != "ann":
+        names.update(authors_format.authors_neurons(path, tensors, record.get("lists", {}),
+                                                    arch, net, WeightsError))
     if fmt == "diet-np":
         names.update(_neuron_names(path, arch, net, tensors, record.get("kind")))
         if record.get("kind") == "ann":    # an exported ANN's leaks and thresholds: unused
@@ -390,7 +405,7 @@ def import_params(path, arch, num_classes, fmt="authors", contents=None):
     for key, name in names.items():
         params[key] = _float_param(path, name, key, tensors[name], net.specs[key].shape)
     params = {k: params[k] for k in net.specs}      # the network's order
-    kind = "snn" if fmt == "diet-np" and len(names) == len(net.specs) else "ann"
+    kind = "snn" if len(names) == len(net.specs) else "ann"
     if kind == "snn":
         check_neuron_ranges(params, str(path), WeightsError)
     return net, params, kind
@@ -401,22 +416,31 @@ def export_params(path, params, model) -> None:
     to ``path`` (``.safetensors`` or ``.npz``), with the checkpoint's
     architecture, kind, T and class count as metadata (``model``: a
     :class:`diet_np.model_file.ModelFile`)."""
-    metadata = {"format": "diet-np", "arch": json.dumps(model.arch), "kind": model.kind,
-                "T": str(model.T), "num_classes": str(model.data["num_classes"])}
-    write_tensors(path, params, metadata)
+    write_tensors(path, params, export_metadata(model))
+
+
+def export_metadata(model, fmt="diet-np") -> dict:
+    """The metadata an export records: format, architecture (JSON), kind, T, classes."""
+    return {"format": fmt, "arch": json.dumps(model.arch), "kind": model.kind,
+            "T": str(model.T), "num_classes": str(model.data["num_classes"])}
 
 
 def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
     """``diet-np import``: a weights file -> a diet-np checkpoint at ``out``, written
     by :func:`diet_np.pipeline.save_model` (an ANN that ``convert`` accepts, or an
     SNN at T when the file holds leaks and thresholds).  ``arch`` and ``T`` may be
-    None: the file's (a ``diet-np export`` records them; T then defaults to 5).
+    None: the file's (a ``diet-np export`` or a NIR graph records them, an authors'
+    ``.pth`` its T; T then defaults to 5).  ``fmt``: ``authors``, ``diet-np`` or
+    ``nir`` (:mod:`diet_np.nir_format`).
     ``dataset``: the data set, or a function that loads it, called once the file is
     read and checked (a damaged file is refused before any download).  Nothing is
     written unless the import succeeds.  Returns the kind."""
     check_output_file(out, overwrite=overwrite, inputs=[source])
-    contents = read_weights(source)
-    record = contents[1]
+    if fmt == "nir":
+        graph, record = nir_format.read_nir(source)
+    else:
+        contents = read_weights(source, fmt)
+        record = contents[1]
     arch = arch or record.get("arch")
     if arch is None:
         raise WeightsError(f"{source} does not record its architecture: pass --arch")
@@ -428,22 +452,40 @@ def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
     T = T or record.get("T", 5)
     if callable(dataset):
         dataset = dataset()
-    net, params, kind = import_params(source, arch, dataset.num_classes, fmt, contents)
+    if fmt == "nir":
+        net, params, kind = nir_format.from_nir(graph, arch, dataset.num_classes, source)
+    else:
+        net, params, kind = import_params(source, arch, dataset.num_classes, fmt, contents)
     with writing(out):
         save_model(out, params, arch=arch, kind=kind, T=T if kind == "snn" else 1,
                    data=data_record(dataset),
                    origin={"imported_from": os.path.abspath(source), "import_format": fmt})
     taken = "weights, leaks and thresholds" if kind == "snn" else "weights"
-    print(f"{kind.upper()} {arch_name(arch)} written to {out} ({taken} from {source})")
+    at = f" at T = {T}" if kind == "snn" else ""
+    print(f"{kind.upper()} {arch_name(arch)}{at} written to {out} ({taken} from {source})")
     return kind
 
 
-def export_checkpoint(checkpoint, out, overwrite=False):
-    """``diet-np export``: a checkpoint's parameters to ``out`` (.safetensors/.npz)."""
-    _suffix(out)
+def export_checkpoint(checkpoint, out, overwrite=False, fmt="diet-np"):
+    """``diet-np export``: a checkpoint's parameters to ``out``: ``diet-np`` names
+    (.safetensors/.npz), the authors' (.safetensors/.npz/.pth, see
+    :mod:`diet_np.authors_format`) or a NIR graph (.nir, :mod:`diet_np.nir_format`)."""
+    if fmt not in EXPORT_FORMATS:
+        raise WeightsError(f"unknown export format {fmt!r}; choose from "
+                           f"{', '.join(EXPORT_FORMATS)}")
+    suffixes = {"diet-np": (".safetensors", ".npz"),
+                "authors": (".safetensors", ".npz", ".pth"), "nir": (".nir",)}[fmt]
+    if not os.fspath(out).endswith(suffixes):
+        raise WeightsError(f"{out}: --format {fmt} writes a {' or '.join(suffixes)} file")
     check_output_file(out, overwrite=overwrite, inputs=[checkpoint])
-    _, params, model = load_model(checkpoint, np)
+    net, params, model = load_model(checkpoint, np)
     with writing(out):
-        export_params(out, params, model)
+        if fmt == "authors":
+            authors_format.write_authors(out, params, net, model, export_metadata(model, fmt),
+                                         WeightsError)
+        elif fmt == "nir":
+            nir_format.export_nir(out, net, params, model)
+        else:
+            export_params(out, params, model)
     print(f"{len(params)} parameters of the {model.kind.upper()} {arch_name(model.arch)} "
-          f"written to {out}")
+          f"written to {out} (--format {fmt})")

@@ -177,3 +177,23 @@ def colour_cifar(root, n, seed=0):
         "data_batch_2": (colour_batch(rng, n, b"training batch 2 of 5"), 4),
         "test_batch": (colour_batch(rng, n, b"testing batch 1 of 1"), 4),
         "batches.meta": ({b"label_names": [b"c%d" % i for i in range(10)]}, 2)})
+
+
+def vgg5_files(folder):
+    """vgg5 checkpoints on 20 / 10 shapes images in ``folder`` (weights seeded 1, every
+    leak 0.9 and threshold 0.5): ``ann.npz``, ``snn.npz`` (T=3) and ``rate.npz`` (the
+    SNN with rate-coded input).  Returns the parameters."""
+    from diet_np.architectures import build_network
+    from diet_np.model_file import data_record
+    from diet_np.pipeline import load_data, save_model
+
+    data = load_data("shapes", n_train=20, n_test=10, seed=0)
+    net = build_network("vgg5", data.num_classes)
+    params = net.init_params(1)
+    for name in net.neurons:
+        params[f"{name}.leak"][...], params[f"{name}.threshold"][...] = 0.9, 0.5
+    for name, kind, T, origin in (("ann", "ann", 1, {}), ("snn", "snn", 3, {}),
+                                  ("rate", "snn", 3, {"encoding": "rate"})):
+        save_model(Path(folder) / f"{name}.npz", params, arch="vgg5", kind=kind, T=T,
+                   data=data_record(data), origin=origin)
+    return params

@@ -7,10 +7,8 @@ flag added later is tried too.
 import numpy as np
 import pytest
 
+from conftest import vgg5_files
 from diet_np import cli
-from diet_np.architectures import build_network
-from diet_np.model_file import data_record
-from diet_np.pipeline import load_data, save_model
 from diet_np.weights import write_tensors
 
 BAD = {cli.positive_int: ["0", "-3", "2.5", "ten"],
@@ -22,16 +20,9 @@ NON_NEGATIVE_INT = ["-1", "0.5", "seven"]            # cli.int_at_least(0), a ne
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """A vgg5 ANN and SNN checkpoint and an exported weights file, in a folder of their own."""
+    """vgg5 checkpoints (conftest.vgg5_files) and an exported weights file."""
     folder = tmp_path_factory.mktemp("inputs")
-    data = load_data("shapes", n_train=20, n_test=10, seed=0)
-    net = build_network("vgg5", data.num_classes)
-    params = net.init_params(1)
-    for name in net.neurons:
-        params[f"{name}.leak"][...], params[f"{name}.threshold"][...] = 0.9, 0.5
-    for kind in ("ann", "snn"):
-        save_model(folder / f"{kind}.npz", params, arch="vgg5", kind=kind, T=3 if kind == "snn"
-                   else 1, data=data_record(data))
+    params = vgg5_files(folder)
     write_tensors(folder / "w.safetensors", {k: v for k, v in params.items()
                                              if k.endswith(".weight")})
     return folder

@@ -15,11 +15,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from diet_np.architectures import build_network
+from conftest import vgg5_files
 from diet_np.cli import main
 from diet_np.errors import DietError
-from diet_np.model_file import data_record
-from diet_np.pipeline import load_data, load_model, save_model
+from diet_np.pipeline import load_model
 from diet_np.weights import read_safetensors, write_tensors
 
 DATA = ["--dataset", "shapes", "--n-train", "20", "--n-test", "10", "--quiet"]
@@ -29,18 +28,12 @@ DATA = ["--dataset", "shapes", "--n-train", "20", "--n-test", "10", "--quiet"]
 def files(tmp_path_factory):
     """A vgg5 SNN checkpoint and its export in both formats."""
     folder = tmp_path_factory.mktemp("good")
-    data = load_data("shapes", n_train=20, n_test=10, seed=0)
-    net = build_network("vgg5", data.num_classes)
-    params = net.init_params(1)
-    for name in net.neurons:
-        params[f"{name}.leak"][...], params[f"{name}.threshold"][...] = 0.9, 0.5
-    ckpt = folder / "snn.npz"
-    save_model(ckpt, params, arch="vgg5", kind="snn", T=3, data=data_record(data))
+    params = vgg5_files(folder)
     metadata = {"format": "diet-np", "arch": json.dumps("vgg5"), "kind": "snn", "T": "3",
                 "num_classes": "10"}
     for suffix in ("safetensors", "npz"):
         write_tensors(folder / f"w.{suffix}", params, metadata)
-    return {"ckpt": ckpt, "params": params, "metadata": metadata, "folder": folder}
+    return {"ckpt": folder / "snn.npz", "params": params, "metadata": metadata, "folder": folder}
 
 
 def one_line_refusal(capsys, argv, out):
