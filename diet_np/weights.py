@@ -418,15 +418,19 @@ def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
     arch = arch or record.get("arch")
     if arch is None:
         raise WeightsError(f"{source} does not record its architecture: pass --arch")
+    ann_with_T = f"{source} holds an ANN (one step, no leaks and thresholds); --timesteps " \
+                 "applies to an SNN"
     if T is not None and record.get("kind") == "ann":
-        raise WeightsError(f"{source} holds an ANN (one step); --timesteps applies to an SNN")
+        raise WeightsError(ann_with_T)
     if T is not None and record.get("T", T) != T:
         raise WeightsError(f"{source} holds an SNN of T={record['T']}; --timesteps {T} disagrees "
                            "(leave it out to keep the file's)")
-    T = T or record.get("T", 5)
+    given, T = T is not None, T or record.get("T", 5)
     if callable(dataset):
         dataset = dataset()
     net, params, kind = import_params(source, arch, dataset.num_classes, fmt, contents)
+    if given and kind == "ann":
+        raise WeightsError(ann_with_T)
     with writing(out):
         save_model(out, params, arch=arch, kind=kind, T=T if kind == "snn" else 1,
                    data=data_record(dataset),
