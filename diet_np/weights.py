@@ -49,11 +49,13 @@ class WeightsError(DietError, ValueError):
 
 
 # -- safetensors ----------------------------------------------------------------
-# The parser is ours (about forty lines, no dependency beyond NumPy) and checks what
-# the maintained ``safetensors`` package checks: a JSON object header, each entry's
-# dtype, shape and offsets, and tensors that tile the data bytes exactly (no gap, no
-# overlap, nothing after).  tests/test_fuzz_readers.py feeds both the same damaged
-# files and asserts that this one accepts only what the package accepts, equal.
+# The parser is ours, not the maintained ``safetensors`` package: diet-np depends on
+# NumPy alone, the format is a JSON header and raw bytes, and the package reads BF16
+# only through torch.  It checks what the package checks: a JSON object header, each
+# entry's dtype, shape and offsets, and tensors that tile the data bytes exactly (no
+# gap, no overlap, nothing after).  tests/test_fuzz_readers.py feeds both the same
+# damaged files and asserts that this one accepts only what the package accepts, and
+# reads it equally.
 def read_safetensors(path) -> tuple[dict, dict]:
     """``(tensors, metadata)`` of a ``.safetensors`` file: host NumPy arrays in the
     file's dtypes (BF16 widened to float32, exactly) and the string metadata.
