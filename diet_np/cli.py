@@ -404,11 +404,11 @@ _TRAINING_FLAGS = {"epochs": ("epochs", _SAME), "batch_size": ("batch_size", _SA
 # commands
 # --------------------------------------------------------------------------
 def _cmd_demo(args, explicit):
-    dataset = _data(args)
-    net, xp = build_network(args.arch, dataset.num_classes), get_xp(args.device)
+    net, xp = build_network(args.arch), get_xp(args.device)   # the class count hardly counts
     check_fits(net, 32, args.timesteps, xp, training=True, what=f"--timesteps {args.timesteps}")
     check_fits(net, eval_batch(256, args.long_timesteps), args.long_timesteps, xp,
                training=False, what=f"--long-timesteps {args.long_timesteps}")
+    dataset = _data(args)
     # A short schedule: Adam instead of the paper's 100+ epochs of SGD, no augmentation.
     ann_cfg = ann_config(epochs=args.ann_epochs, optimizer="adam", lr=1e-3, weight_decay=0.0,
                          schedule="cosine", batch_size=32, augment=False, seed=args.seed,
