@@ -448,7 +448,7 @@ def _cmd_convert(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("ann",))
     net.engine = args.engine
-    last = model.history[-1]["test_acc"] if model.history else None
+    last = model.history[-1].get("test_acc") if model.history else None
     if last is not None and last < chance_level(net.num_classes):
         raise ChanceLevelError(f"{args.checkpoint}: the ANN's last test accuracy {last:.4f} is at "
                                "chance level; train it further before converting it")

@@ -28,6 +28,7 @@ import numpy as np
 from .architectures import build_network
 from .backend import TRAIN_DTYPE, array_module, to_host
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .encoding import ENCODINGS
 
 SCHEMA = 2
 KINDS = ("ann", "snn")
@@ -151,6 +152,10 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
     origin = meta.get("origin") or {}
     if not isinstance(origin, dict):
         raise CheckpointError(f"checkpoint {path}: origin is {origin!r:.80}, not a dict")
+    encoding = (config or origin).get("encoding", "direct")
+    if encoding not in ENCODINGS:
+        raise CheckpointError(f"checkpoint {path}: input encoding {encoding!r:.40} is not one "
+                              f"of {', '.join(ENCODINGS)}")
     if expect_kind is not None and kind not in expect_kind:
         raise CheckpointError(f"{path} holds an {kind.upper()} model; this step needs "
                               f"{' or '.join(k.upper() for k in expect_kind)}")

@@ -354,6 +354,8 @@ CKPT_DAMAGE = {
     "history of numbers": dict(meta=_set_meta(["history"], [1, 2])),
     "config a list": dict(meta=_set_meta(["config"], [1])),
     "origin a list": dict(meta=_set_meta(["origin"], [1])),
+    "encoding unknown": dict(meta=_set_meta(["origin"], {"encoding": "morse"})),
+    "encoding a list": dict(meta=_set_meta(["origin"], {"encoding": ["rate"]})),
     "integer parameter": dict(entries=_set_param("conv1.weight",
                                                  np.zeros((64, 3, 3, 3), np.int64))),
     "string parameter": dict(entries=_set_param("conv1.leak", np.array("0.9"))),
