@@ -172,12 +172,14 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
 
 
 def _check_data(path, data):
-    """The data record's values, beyond their types: counts >= 1, an image shape of
-    three sizes, a finite mean and a positive std per channel."""
+    """The data record's values, beyond their types: counts >= 1, a seed >= 0, an image
+    shape of three sizes, a finite mean and a positive std per channel."""
     shape = data["input_shape"]
     if len(shape) != 3 or not all(_whole(s) and s >= 1 for s in shape):
         raise CheckpointError(f"checkpoint {path}: data input_shape is {shape!r}, not three "
                               "sizes >= 1 (channels, height, width)")
+    if data["seed"] is not None and data["seed"] < 0:
+        raise CheckpointError(f"checkpoint {path}: data seed is {data['seed']}; it must be >= 0")
     for key in ("n_train", "n_test", "num_classes"):
         if data[key] < 1:
             raise CheckpointError(f"checkpoint {path}: data {key} is {data[key]!r}; it must be "

@@ -350,6 +350,7 @@ CKPT_DAMAGE = {
     "std zero": dict(meta=_set_meta(["data", "std"], [0.0, 0.0, 0.0])),
     "std two channels": dict(meta=_set_meta(["data", "std"], [0.2, 0.2])),
     "test images zero": dict(meta=_set_meta(["data", "n_test"], 0)),
+    "seed negative": dict(meta=_set_meta(["data", "seed"], -1)),
     "history a string": dict(meta=_set_meta(["history"], "none")),
     "history of numbers": dict(meta=_set_meta(["history"], [1, 2])),
     "config a list": dict(meta=_set_meta(["config"], [1])),
