@@ -146,7 +146,11 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
     if config is not None and len(history) != epoch:
         raise CheckpointError(f"checkpoint {path}: it says {epoch} epochs were trained but "
                               f"records {len(history)} (damaged meta?)")
-    if config is not None and epoch > config.get("epochs", epoch):
+    epochs = (config or {}).get("epochs", epoch)
+    if isinstance(epochs, bool) or not isinstance(epochs, int):
+        raise CheckpointError(f"checkpoint {path}: config epochs is {epochs!r:.40}, not a whole "
+                              "number")
+    if config is not None and epoch > epochs:
         raise CheckpointError(f"checkpoint {path}: epoch {epoch} is past the run's "
                               f"{config.get('epochs')} epochs (damaged meta?)")
     origin = meta.get("origin") or {}
