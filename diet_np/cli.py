@@ -440,11 +440,11 @@ def _eval_batch_for(input_shape) -> int:
 
 def _cmd_demo(args, explicit):
     _check_image_size(args.arch, args.dataset or "shapes")
-    dataset = _data(args)
-    net, xp = build_network(args.arch, dataset.num_classes), get_xp(args.device)
+    net, xp = build_network(args.arch), get_xp(args.device)   # the class count hardly counts
     check_fits(net, 32, args.timesteps, xp, training=True, what=f"--timesteps {args.timesteps}")
     check_fits(net, eval_batch(256, args.long_timesteps), args.long_timesteps, xp,
                training=False, what=f"--long-timesteps {args.long_timesteps}")
+    dataset = _data(args)
     # A short schedule: Adam instead of the paper's 100+ epochs of SGD, no augmentation.
     ann_cfg = ann_config(epochs=args.ann_epochs, optimizer="adam", lr=1e-3, weight_decay=0.0,
                          schedule="cosine", batch_size=32, augment=False, seed=args.seed,
@@ -486,7 +486,7 @@ def _cmd_convert(args, explicit):
     xp = get_xp(args.device)
     net, params, model = load_model(args.checkpoint, xp, expect_kind=("ann",))
     net.engine = args.engine
-    last = model.history[-1]["test_acc"] if model.history else None
+    last = model.history[-1].get("test_acc") if model.history else None
     if last is not None and last < chance_level(net.num_classes):
         raise ChanceLevelError(f"{args.checkpoint}: the ANN's last test accuracy {last:.4f} is at "
                                "chance level; train it further before converting it")

@@ -20,6 +20,7 @@ same for both encodings once the spikes are drawn.
 from __future__ import annotations
 
 from .backend import array_module
+from .errors import ParameterError
 
 ENCODINGS = ("direct", "rate")
 
@@ -29,7 +30,7 @@ INPUT = "input"
 
 def check_encoding(encoding) -> str:
     if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}; got {encoding!r}")
+        raise ParameterError(f"encoding must be one of {ENCODINGS}; got {encoding!r}")
     return encoding
 
 

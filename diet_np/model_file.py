@@ -28,6 +28,7 @@ import numpy as np
 from .architectures import build_network
 from .backend import TRAIN_DTYPE, array_module, to_host
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .encoding import ENCODINGS
 
 SCHEMA = 2
 KINDS = ("ann", "snn")
@@ -151,12 +152,20 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
     if config is not None and len(history) != epoch:
         raise CheckpointError(f"checkpoint {path}: it says {epoch} epochs were trained but "
                               f"records {len(history)} (damaged meta?)")
-    if config is not None and epoch > config.get("epochs", epoch):
+    epochs = (config or {}).get("epochs", epoch)
+    if isinstance(epochs, bool) or not isinstance(epochs, int):
+        raise CheckpointError(f"checkpoint {path}: config epochs is {epochs!r:.40}, not a whole "
+                              "number")
+    if config is not None and epoch > epochs:
         raise CheckpointError(f"checkpoint {path}: epoch {epoch} is past the run's "
                               f"{config.get('epochs')} epochs (damaged meta?)")
     origin = meta.get("origin") or {}
     if not isinstance(origin, dict):
         raise CheckpointError(f"checkpoint {path}: origin is {origin!r:.80}, not a dict")
+    encoding = (config or origin).get("encoding", "direct")
+    if encoding not in ENCODINGS:
+        raise CheckpointError(f"checkpoint {path}: input encoding {encoding!r:.40} is not one "
+                              f"of {', '.join(ENCODINGS)}")
     if expect_kind is not None and kind not in expect_kind:
         raise CheckpointError(f"{path} holds an {kind.upper()} model; this step needs "
                               f"{' or '.join(k.upper() for k in expect_kind)}")
@@ -173,12 +182,14 @@ def read_model(path, xp=np, expect_kind=None) -> ModelFile:
 
 
 def _check_data(path, data):
-    """The data record's values, beyond their types: counts >= 1, an image shape of
-    three sizes, a finite mean and a positive std per channel."""
+    """The data record's values, beyond their types: counts >= 1, a seed >= 0, an image
+    shape of three sizes, a finite mean and a positive std per channel."""
     shape = data["input_shape"]
     if len(shape) != 3 or not all(_whole(s) and s >= 1 for s in shape):
         raise CheckpointError(f"checkpoint {path}: data input_shape is {shape!r}, not three "
                               "sizes >= 1 (channels, height, width)")
+    if data["seed"] is not None and data["seed"] < 0:
+        raise CheckpointError(f"checkpoint {path}: data seed is {data['seed']}; it must be >= 0")
     for key in ("n_train", "n_test", "num_classes"):
         if data[key] < 1:
             raise CheckpointError(f"checkpoint {path}: data {key} is {data[key]!r}; it must be "

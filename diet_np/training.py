@@ -44,7 +44,8 @@ from .optim import clamp_neuron_params, make_optimizer
 from .outputs import prepare_run_dir, writing
 from .progress import progress
 from .records import RunLog, plot_curves
-from .schedules import make_schedule
+from .schedules import SCHEDULES, make_schedule
+from .surrogates import SURROGATES
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -104,6 +105,10 @@ class TrainConfig:
              and all(_is_real(p) and 0 <= p < 1 for p in self.dropout.values()),
              f"dropout rates must lie in [0, 1); got {self.dropout}"),
             (_is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0; got {self.seed!r}"),
+            (isinstance(self.schedule, str) and self.schedule in SCHEDULES,
+             f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}"),
+            (isinstance(self.surrogate, str) and self.surrogate in SURROGATES,
+             f"surrogate must be one of {', '.join(SURROGATES)}; got {self.surrogate!r}"),
             (_is_int(self.chance_epochs) and self.chance_epochs >= 0,
              f"chance_epochs must be an integer >= 0; got {self.chance_epochs!r}"),
             (self.encoding in ENCODINGS,

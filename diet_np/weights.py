@@ -50,11 +50,13 @@ class WeightsError(DietError, ValueError):
 
 
 # -- safetensors ----------------------------------------------------------------
-# The parser is ours (about forty lines, no dependency beyond NumPy) and checks what
-# the maintained ``safetensors`` package checks: a JSON object header, each entry's
-# dtype, shape and offsets, and tensors that tile the data bytes exactly (no gap, no
-# overlap, nothing after).  tests/test_fuzz_readers.py feeds both the same damaged
-# files and asserts that this one accepts only what the package accepts, equal.
+# The parser is ours, not the maintained ``safetensors`` package: diet-np depends on
+# NumPy alone, the format is a JSON header and raw bytes, and the package reads BF16
+# only through torch.  It checks what the package checks: a JSON object header, each
+# entry's dtype, shape and offsets, and tensors that tile the data bytes exactly (no
+# gap, no overlap, nothing after).  tests/test_fuzz_readers.py feeds both the same
+# damaged files and asserts that this one accepts only what the package accepts, and
+# reads it equally.
 def read_safetensors(path) -> tuple[dict, dict]:
     """``(tensors, metadata)`` of a ``.safetensors`` file: host NumPy arrays in the
     file's dtypes (BF16 widened to float32, exactly) and the string metadata.
@@ -444,18 +446,22 @@ def import_checkpoint(source, arch, fmt, dataset, out, T=None, overwrite=False):
     arch = arch or record.get("arch")
     if arch is None:
         raise WeightsError(f"{source} does not record its architecture: pass --arch")
+    ann_with_T = f"{source} holds an ANN (one step, no leaks and thresholds); --timesteps " \
+                 "applies to an SNN"
     if T is not None and record.get("kind") == "ann":
-        raise WeightsError(f"{source} holds an ANN (one step); --timesteps applies to an SNN")
+        raise WeightsError(ann_with_T)
     if T is not None and record.get("T", T) != T:
         raise WeightsError(f"{source} holds an SNN of T={record['T']}; --timesteps {T} disagrees "
                            "(leave it out to keep the file's)")
-    T = T or record.get("T", 5)
+    given, T = T is not None, T or record.get("T", 5)
     if callable(dataset):
         dataset = dataset()
     if fmt == "nir":
         net, params, kind = nir_format.from_nir(graph, arch, dataset.num_classes, source)
     else:
         net, params, kind = import_params(source, arch, dataset.num_classes, fmt, contents)
+    if given and kind == "ann":
+        raise WeightsError(ann_with_T)
     with writing(out):
         save_model(out, params, arch=arch, kind=kind, T=T if kind == "snn" else 1,
                    data=data_record(dataset),

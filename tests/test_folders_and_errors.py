@@ -161,3 +161,19 @@ def test_network_validate_and_the_optimisers_raise_diet_errors():
             make()
     with pytest.raises(ParameterError):
         SGD(0.1).step(params, {})
+
+
+def test_a_copy_of_the_lessons_that_fails_midway_is_taken_back(tmp_path, capsys, monkeypatch):
+    import shutil
+    copies = []
+    real = shutil.copy2
+
+    def full_disk(src, dst):
+        if copies:
+            raise OSError(28, "No space left on device")
+        copies.append(dst)
+        return real(src, dst)
+    monkeypatch.setattr(shutil, "copy2", full_disk)
+    line = one_line(capsys, ["lessons", "--copy", str(tmp_path / "new")])
+    assert "No space left on device" in line and copies
+    assert list(tmp_path.iterdir()) == []

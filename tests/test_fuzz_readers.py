@@ -350,10 +350,13 @@ CKPT_DAMAGE = {
     "std zero": dict(meta=_set_meta(["data", "std"], [0.0, 0.0, 0.0])),
     "std two channels": dict(meta=_set_meta(["data", "std"], [0.2, 0.2])),
     "test images zero": dict(meta=_set_meta(["data", "n_test"], 0)),
+    "seed negative": dict(meta=_set_meta(["data", "seed"], -1)),
     "history a string": dict(meta=_set_meta(["history"], "none")),
     "history of numbers": dict(meta=_set_meta(["history"], [1, 2])),
     "config a list": dict(meta=_set_meta(["config"], [1])),
     "origin a list": dict(meta=_set_meta(["origin"], [1])),
+    "encoding unknown": dict(meta=_set_meta(["origin"], {"encoding": "morse"})),
+    "encoding a list": dict(meta=_set_meta(["origin"], {"encoding": ["rate"]})),
     "integer parameter": dict(entries=_set_param("conv1.weight",
                                                  np.zeros((64, 3, 3, 3), np.int64))),
     "string parameter": dict(entries=_set_param("conv1.leak", np.array("0.9"))),
@@ -413,3 +416,30 @@ def test_a_float64_checkpoint_is_cast_to_float32(files, tmp_path):
     _, params, _ = load_model(path, np)
     assert {v.dtype for v in params.values()} == {np.dtype(np.float32)}
     np.testing.assert_array_equal(params["conv1.weight"], files["params"]["conv1.weight"])
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A finished one-epoch train-ann run of vgg5 on 20 shapes images."""
+    folder = tmp_path_factory.mktemp("run") / "run"
+    assert main(["train-ann", "--epochs", "1", "--n-train", "20", "--batch-size", "10",
+                 "--out", str(folder)] + DATA[-3:]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("key, value", [("epochs", None), ("epochs", "3"), ("schedule", "x"),
+                                        ("surrogate", 7), ("dropout", []), ("learn", 5),
+                                        ("momentum", 2.0), ("lr", "fast"), ("milestones", "x"),
+                                        ("weight_decay", None)])
+def test_a_damaged_training_config_is_one_line_on_resume(run_folder, tmp_path, capsys, key,
+                                                         value):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("log.jsonl", "curves.png"):
+        (run / name).write_bytes((run_folder / name).read_bytes())
+    _rewrite(run_folder / "checkpoint.npz", run / "checkpoint.npz",
+             meta=_set_meta(["config", key], value))
+    before = sorted(p.name for p in run.iterdir())
+    one_line_refusal(capsys, ["train-ann", "--resume", "--epochs", "2", "--out", str(run)]
+                     + DATA[-3:], run / "never")
+    assert sorted(p.name for p in run.iterdir()) == before

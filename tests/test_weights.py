@@ -215,4 +215,7 @@ def test_export_import_keeps_kind_T_and_every_value(arch, tmp_path, capsys):
                  "--format", "diet-np", "--timesteps", "3", "--out", str(tmp_path / "x.npz")]
                 + flags) == 2
     assert "holds an SNN of T=7; --timesteps 3 disagrees" in capsys.readouterr().err
+    assert main(["import", "--from", str(tmp_path / "ann.npz"), "--format", "diet-np",
+                 "--timesteps", "3", "--out", str(tmp_path / "x.npz")] + flags) == 2
+    assert "holds an ANN (one step" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()

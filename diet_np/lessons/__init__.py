@@ -43,16 +43,27 @@ def lesson_title(path: Path) -> str:
 
 def copy_lessons(dest) -> list[Path]:
     """Copy the lessons and their README into ``dest`` (created if needed); return the
-    written paths. Refuses before writing anything if any target file already exists."""
+    written paths. Refuses before writing anything if any target file already exists or
+    the folder cannot be written; a copy that fails midway is taken back."""
     dest = Path(check_output_folder(dest, "lessons --copy"))
     sources = lesson_files() + [lesson_dir() / "README.md"]
     clashes = [src.name for src in sources if (dest / src.name).exists()]
     if clashes:
         raise RunError(f"refusing to overwrite {len(clashes)} existing file(s) in {dest} "
                        f"(nothing was copied): {', '.join(clashes)}")
-    with writing(dest):
-        dest.mkdir(parents=True, exist_ok=True)
-        return [Path(shutil.copy2(src, dest / src.name)) for src in sources]
+    made, written = not dest.exists(), []
+    try:
+        with writing(dest):
+            dest.mkdir(parents=True, exist_ok=True)
+            for src in sources:
+                written.append(Path(shutil.copy2(src, dest / src.name)))
+    except RunError:                  # a full disk, say: take back what was copied
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made and dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+        raise
+    return written
 
 
 def lessons_command(args) -> None:
