@@ -87,6 +87,16 @@ def test_lesson_05_spiking_classifier(run_lesson):
     g = run_lesson(5)
     assert g["T"] == 5 and g["epochs"] >= 1
     assert max(g["network_errors"].values()) < 1e-6                  # network BPTT is exact (smooth)
+    assert set(g["network_errors"]) == {"fc1 + out", "fc1 + fc2 + out"}   # one and two LIF layers
+    assert max(g["hand_vs_library"].values()) < 1e-12                # by hand == Network.backward
+    assert g["attached_error"] > 1e-2                                # attached reset: not the gradient
+    assert g["reset_gradient_change"]["out.weight"] == 0.0           # the readout does not see it
+    assert min(v for k, v in g["reset_gradient_change"].items() if k != "out.weight") > 1e-3
+    assert set(g["histories"]) == {"SNN (Network.backward)", "ANN (ReLU, one pass)",
+                                   "SNN, hand-written, reset detached",
+                                   "SNN, hand-written, reset attached"}
+    assert g["ann_accuracy"] > 0.15                                  # the ANN baseline learned
+    assert g["exercise_last_step_error"] > 1e-2 and g["exercise_repeat_gap"] < 1e-12
     assert abs(g["initial_loss"] - math.log(10)) < 0.3
     assert g["last_loss"] < g["first_loss"] - 0.2                    # the loss falls
     assert g["final_accuracy"] > 0.15                                # chance is 0.10
