@@ -71,6 +71,9 @@ def test_lesson_03_bptt_by_hand(run_lesson):
     assert g["error_without_reset"] > 1e-2                           # ... not without Eq. 14's reset term
     assert abs(g["dv_reset_total"]) > 0.01
     assert np.all(g["numeric_spk"] == 0.0)                           # spiking mode: no true gradient
+    assert min(g["attached_change"].values()) > 1e-2                 # attaching the reset changes them
+    assert min(g["attached_errors"].values()) > 1e-2                 # ... and fails the smooth check
+    assert g["exercise_no_leak_error"] > 1e-2                        # exercise 1's answer
 
 
 def test_lesson_04_leak_and_threshold(run_lesson):
