@@ -375,5 +375,36 @@ save(fig, "07_scale")
 # * Scaling the thresholds down buys speed at the cost of fidelity; no single factor
 #   is good at both few and many timesteps.
 #
-# **Next:** lesson 8 starts from this converted SNN at `T = 5` and trains weights,
+# ## Exercises
+#
+# 1. Use the maximum of each layer's current instead of its 99.7th percentile
+#    (`convert(..., q=1.0)`). Which thresholds must rise, and what happens to the
+#    accuracy at few and at many steps? *Answer:* the code below. The first layer's
+#    threshold cannot fall (its current does not depend on any threshold); a later
+#    layer's may even fall, since it receives fewer spikes from above-threshold layers
+#    below it. With higher thresholds the neurons fire less, and the SNN needs more steps.
+# 2. Why does the search run layer by layer, with the earlier layers already converted,
+#    instead of reading every layer's threshold off the ANN's activations? *Hint:* the
+#    input of layer 2 in the SNN is spikes, not the ANN's ReLU outputs; its current
+#    depends on layer 1's threshold.
+# 3. Lower `T_find` to 5. Do the thresholds change? *Hint:* the per-step percentiles
+#    printed in section 1 show at which step each layer's largest one occurs.
+#
+# ### Answer to 1
+
+# %%
+max_params, max_thresholds = convert(net, ann_params, x_search, T_find=T_find, scale=1.0,
+                                     q=1.0, show_progress=False)
+acc_max, _ = accuracy_at_every_T(max_params, x_test, y_test, T_max)
+first = net.compute_layers()[0][0]
+for layer in thresholds:
+    print(f"v_{layer}: 99.7th percentile {thresholds[layer]:.3f}, maximum {max_thresholds[layer]:.3f}")
+for T in (5, 16, T_max):
+    print(f"T = {T:3d}: accuracy with percentile thresholds {acc_vs_T[T - 1]:.3f}, "
+          f"with maximum thresholds {acc_max[T - 1]:.3f}")
+exercise_first_threshold_rise = max_thresholds[first] / thresholds[first]
+assert exercise_first_threshold_rise >= 1.0
+
+# %% [markdown]
+# **Next:** lesson 8 starts from this converted SNN at $T = 5$ and trains weights,
 # leaks and thresholds by BPTT (DIET fine-tuning).

@@ -41,6 +41,8 @@ def test_lesson_01_lif_neuron(run_lesson):
     assert g["err_exact"] < 1e-12 < 1e-3 < g["err_euler"]           # exp(-dt/tau) is exact
     assert g["err_ivp"] < 1e-8                                      # ... also vs solve_ivp
     assert g["edge_spikes"].tolist() == [False, True]                      # strictly greater fires
+    assert g["edge_u"][1] - g["edge_u"][0] == pytest.approx(1e-9, rel=1e-6)  # the gap it prints
+    assert g["exercise_onset"] == {0.099: False, 0.1: False, 0.102: True}  # exercise 1: I > v(1 - lambda)
     assert g["n_trace_spikes"] > 3
     counts = g["counts_leak"]
     assert counts[0] > counts[1] > counts[2] == 0                    # the leak silences
@@ -59,6 +61,7 @@ def test_lesson_02_surrogates(run_lesson):
     tri, atan = g["triangle_hist"], g["atan_hist"]
     assert np.all(tri[:, 2] == 0.0) and np.all(tri[:, 1] == 0)       # dead neuron stays dead
     assert atan[-1, 1] == g["target_count"]                          # a heavy tail revives it
+    np.testing.assert_allclose(g["exercise_gamma_ratio"], 3.0, rtol=1e-12)   # exercise 1
 
 
 def test_lesson_03_bptt_by_hand(run_lesson):
@@ -84,6 +87,8 @@ def test_lesson_04_leak_and_threshold(run_lesson):
     assert g["final_loss_b"] < 0.05 * g["hist_b"]["loss"][0]         # counts approach targets
     assert np.mean(np.abs(g["counts_joint"] - g["target"]) <= 1) > 0.95
     assert g["hist_b"]["leak"].max() <= 1.0 < g["hist_free"]["leak"].max()   # Eq. 15 clamp
+    assert g["exercise_leak_only_loss"] > 10 * g["final_loss_a"]     # exercise 1: the leak alone fails
+    assert g["exercise_leak_only_leak"] == 1.0                       # ... held at 1 by the clamp
 
 
 def test_lesson_05_spiking_classifier(run_lesson):

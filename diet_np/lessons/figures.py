@@ -101,3 +101,65 @@ def step_bars(series, spikes, ax, ylabel):
     ax.set_xlabel("time step $t$")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=9, loc="lower left")
+
+
+def lines(ax, x, series, xlabel, ylabel, title, styles=None, legend=True):
+    """One line per entry of ``series`` (label -> y values over ``x``), labelled axes.
+
+    ``styles`` maps a label to matplotlib keyword arguments (colour, line style, marker).
+    """
+    for k, (label, y) in enumerate(series.items()):
+        ax.plot(x, y, **{"color": f"C{k}", **(styles or {}).get(label, {})}, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=8)
+
+
+def membrane_trace(current, u, m, spikes, threshold, title):
+    """Input current, membrane potential (u^t, and m^t after each reset) and spikes of
+    one neuron over time: lesson 1's trace."""
+    fig, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True,
+                             gridspec_kw={"height_ratios": [1, 2.5, 0.8]})
+    steps = np.arange(1, len(current) + 1)
+    axes[0].step(steps, current, where="mid", color="C2")
+    axes[0].set_ylabel("input $I^t$")
+    axes[0].set_title(title)
+    # the path the potential takes: up to u^t by integration, down to m^t by the reset
+    axes[1].plot(np.repeat(steps, 2), np.column_stack([u, m]).ravel(), "-", color="0.6", lw=1)
+    axes[1].plot(steps, u, ".", color="C0", label="$u^t$ (after integration, Eq. 2)")
+    axes[1].plot(steps[spikes], m[spikes], "v", color="C3", ms=5,
+                 label="$m^t = u^t - v$ after a spike (Eq. 5)")
+    axes[1].axhline(threshold, color="k", ls="--", lw=1, label="threshold $v$")
+    axes[1].set_ylabel("membrane potential")
+    axes[1].legend(loc="upper left", fontsize=8)
+    axes[2].vlines(steps[spikes], 0, 1, color="C3")
+    axes[2].set_yticks([])
+    axes[2].set_ylabel("spikes $o^t$")
+    axes[2].set_xlabel("time step $t$")
+    return fig
+
+
+def loss_landscape(ax, xs, ys, loss, path, start, goal, xlabel, ylabel, title):
+    """log10 of a loss over a grid (rows: ``ys``, columns: ``xs``), with an optimiser's
+    ``path`` (x values, y values), its ``start`` and the ``goal`` point on top."""
+    mesh = ax.pcolormesh(xs, ys, np.log10(loss + 1e-2), shading="auto", cmap="viridis")
+    ax.figure.colorbar(mesh, ax=ax, label=r"$\log_{10}(\mathrm{loss} + 0.01)$")
+    ax.plot(*path, "w.-", ms=2, lw=1, label="Adam path")
+    ax.plot(*start, "wo", ms=7, label="start")
+    ax.plot(*goal, "r*", ms=14, label=f"teacher {goal}")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def count_histograms(ax, counts, T, xlabel):
+    """Histograms of integer spike counts 0..T, one per entry of ``counts`` (label ->
+    array); the first is drawn filled grey, the others as outlines."""
+    bins = np.arange(T + 2) - 0.5
+    for k, (label, c) in enumerate(counts.items()):
+        style = (dict(histtype="stepfilled", color="0.8") if k == 0 else
+                 dict(histtype="step", lw=2, ls="-" if k == 1 else "--", color=f"C{k + 1}"))
+        ax.hist(np.ravel(c), bins=bins, label=label, **style)
+    ax.set(xlabel=xlabel, ylabel="number of (input, neuron) pairs", title="Spike counts")
+    ax.legend(fontsize=8)
