@@ -16,11 +16,12 @@
 # Time to classify images. The smallest DIET-SNN has one hidden spiking layer and the
 # non-spiking output layer:
 #
-#     image x --(direct encoding: same x at every step)--> flatten
-#       --> fc1: I^t = W_1 x            (linear, no bias; the same at every step)
-#       --> LIF: o^t                    (Eq. 2-5, leak lambda_1, threshold v_1)
-#       --> out: U^t = U^{t-1} + W_2 o^t   (Eq. 6, no leak, no threshold, no spikes)
-#     logits = U^T  ->  softmax cross-entropy                       (Eq. 7)
+# $$\begin{aligned}
+# I_1^t &= W_1\, x && \text{(fc1: linear, no bias; the image } x \text{ at every step)}\\
+# o_1^t &= \mathrm{LIF}\big(I_1^t;\ \lambda_1, v_1\big) && \text{(Eq. 2–5)}\\
+# U^t &= U^{t-1} + W_2\, o_1^t, \quad U^0 = 0 && \text{(Eq. 6: no leak, threshold or spikes)}\\
+# L &= \text{softmax cross-entropy of the logits } U^T && \text{(Eq. 7)}
+# \end{aligned}$$
 #
 # This lesson
 #
@@ -45,6 +46,7 @@ import numpy as np
 
 from diet_np import viz
 from diet_np.lessons.common import QUICK, pick, plt, save, timer
+from diet_np.lessons.figures import lines
 from diet_np.data import iterate_batches, make_shapes
 from diet_np.gradcheck import (DEFAULT_TOL, network_kink_margin, network_loss_fn,
                                numerical_gradient, relative_error)
@@ -118,8 +120,8 @@ print({k: tuple(v.shape) for k, v in params.items()})
 # ## 1. Direct input encoding
 #
 # `Network.forward_stepwise` runs the network one step at a time and can report each
-# spiking layer's input current `I^t` through an `observe` callback. Under direct
-# encoding the image is presented unchanged at every step, so `I^t = W_1 x` is the
+# spiking layer's input current $I^t$ through an `observe` callback. Under direct
+# encoding the image is presented unchanged at every step, so $I^t = W_1 x$ is the
 # same at every step (the multi-step `forward` therefore computes it only once). The
 # stepwise and the multi-step forward give the same logits.
 
@@ -136,9 +138,9 @@ print(f"fc1's input current is identical at all {T} steps; stepwise and multi-st
 # %% [markdown]
 # ## 2. The output accumulator (Eq. 6)
 #
-# The output layer has no leak, no threshold and no spikes. It adds `W_2 o^t` to its
-# potential at every step, `U^t = U^{t-1} + W_2 o^t` with `U^0 = 0`, and the logits are
-# the final potential `U^T`, the sum over all steps. Below, the hidden spikes are
+# The output layer has no leak, no threshold and no spikes. It adds $W_2 o^t$ to its
+# potential at every step, $U^t = U^{t-1} + W_2 o^t$ with $U^0 = 0$, and the logits are
+# the final potential $U^T$, the sum over all steps. Below, the hidden spikes are
 # recomputed with `lif_forward` and the accumulator is written out as a loop; its
 # result must equal the network's logits.
 
@@ -155,19 +157,19 @@ assert int(spikes.sum()) == int(trace.spike_counts["fc1"])
 print("Eq. 6 by hand == network logits; the logits are U^T (no division by T)")
 
 # %% [markdown]
-# Not dividing by `T` does not change which class wins, but it does change the
+# Not dividing by $T$ does not change which class wins, but it does change the
 # softmax: the logits grow with the number of steps, so the loss of Eq. 7 is sharper
-# for larger `T`. The loss is
+# for larger $T$. The loss is
 #
 # $$p = \operatorname{softmax}(U^T), \qquad L = -\frac{1}{B} \sum_b \log p_{b,\, y_b}
 #   \qquad \text{(Eq. 7)}$$
 #
-# and its gradient with respect to the logits, `dU^T = (p - y) / B`, reaches **every**
-# step unchanged, because every step added into `U^T` with weight 1 (Eq. 9):
-# `dW_2 = sum_t dU^T (o^t)^T` and `do^t = W_2^T dU^T`. From there BPTT through the LIF
+# and its gradient with respect to the logits, $dU^T = (p - y) / B$, reaches **every**
+# step unchanged, because every step added into $U^T$ with weight 1 (Eq. 9):
+# $dW_2 = \sum_t dU^T (o^t)^{\top}$ and $do^t = W_2^{\top} dU^T$. From there BPTT through the LIF
 # layer (Eq. 10–14) and the linear layer (Eq. 12) proceeds as in lessons 3–4.
 #
-# The untrained network's loss starts close to `log(10) = 2.303` (all classes equally
+# The untrained network's loss starts close to $\log(10) = 2.303$ (all classes equally
 # likely), the first rung of the usual sanity ladder.
 
 # %%
@@ -426,29 +428,22 @@ assert final_accuracy > 0.10 + accuracy_margin, final_accuracy
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-steps_per_epoch = len(batch_losses) / epochs
 window = 10
-smooth = np.convolve(batch_losses, np.ones(window) / window, mode="valid")
-axes[0].plot(batch_losses, color="0.75", lw=0.8, label="per batch")
-axes[0].plot(np.arange(window - 1, len(batch_losses)), smooth, color="k", label=f"mean of {window}")
-axes[0].axhline(np.log(10), color="C3", ls=":", lw=1, label="log 10")
-axes[0].set_xlabel("training batch")
-axes[0].set_ylabel("cross-entropy loss (Eq. 7)")
-axes[0].set_title("Training loss")
+lines(axes[0], np.arange(len(batch_losses)), {"per batch": batch_losses},
+      "training batch", "cross-entropy loss (Eq. 7)", "Training loss",
+      {"per batch": {"color": "0.75", "lw": 0.8}}, legend=False)
+axes[0].plot(np.arange(window - 1, len(batch_losses)),
+             np.convolve(batch_losses, np.ones(window) / window, mode="valid"), color="k",
+             label=f"mean of {window}")
+axes[0].axhline(np.log(10), color="C3", ls=":", lw=1, label=r"$\log 10$")
 axes[0].legend(fontsize=8)
-axes[1].plot(np.arange(epochs + 1), 100 * np.array(epoch_accuracy), "o-", color="C0")
+lines(axes[1], np.arange(epochs + 1), {"SNN": 100 * np.array(epoch_accuracy)}, "epoch",
+      "test accuracy (%)", f"Test accuracy ({n_test} images)", {"SNN": {"marker": "o"}})
 axes[1].axhline(10, color="C3", ls=":", lw=1, label="chance")
-axes[1].set_xlabel("epoch")
-axes[1].set_ylabel("test accuracy (%)")
-axes[1].set_title(f"Test accuracy ({n_test} images)")
 axes[1].set_ylim(0, max(40, 110 * max(epoch_accuracy)))
-axes[1].legend(fontsize=8)
-axes[2].plot(leak_hist, label="leak lambda_1")
-axes[2].plot(threshold_hist, label="threshold v_1")
-axes[2].set_xlabel("training batch")
-axes[2].set_ylabel("value")
-axes[2].set_title("The hidden layer's leak and threshold")
-axes[2].legend(fontsize=8)
+lines(axes[2], np.arange(len(leak_hist)), {r"leak $\lambda_1$": leak_hist,
+                                           "threshold $v_1$": threshold_hist},
+      "training batch", "value", "The hidden layer's leak and threshold")
 save(fig, "05_training")
 
 # %% [markdown]
@@ -505,13 +500,13 @@ assert ann_accuracy > 0.10 + accuracy_margin
 #
 # The hidden layer's spikes for four correctly classified test images of different
 # classes: 64 randomly chosen hidden neurons (rows, the same for every image, ordered
-# by how much they fire overall) over the `T = 5` steps (columns). Below each raster,
-# the output potential `U^t` of the true class and of the strongest other class, step
+# by how much they fire overall) over the $T = 5$ steps (columns). Below each raster,
+# the output potential $U^t$ of the true class and of the strongest other class, step
 # by step. The spikes come from a probe, `diet_np.probe.probe_network`, which runs the
-# network step by step and records each spiking layer's current `I^t`, potentials `u^t`
-# (before the reset) and `m^t` (after it) and spikes `o^t`; `diet_np.viz.raster` draws
+# network step by step and records each spiking layer's current $I^t$, potentials $u^t$
+# (before the reset) and $m^t$ (after it) and spikes $o^t$; `diet_np.viz.raster` draws
 # them (`diet-np inspect` writes the same figures for a saved network). With constant input each neuron fires regularly (lesson 1), so its spike
-# count over `T` steps encodes its current; the accumulator adds `W_2 o^t` at every
+# count over $T$ steps encodes its current; the accumulator adds $W_2 o^t$ at every
 # step and the winning class pulls ahead as the steps add up.
 
 # %%
@@ -540,14 +535,14 @@ for k, idx in enumerate(picked):
     true = int(y_show[idx])
     rival = int(np.argsort(-U_pick[-1, k])[0 if np.argmax(U_pick[-1, k]) != true else 1])
     axes[1, k].plot(range(1, T + 1), U_pick[:, k, true], "o-", color="C2",
-                    label=f"U^t, true class ({data.class_names[true]})")
+                    label=f"$U^t$, true class ({data.class_names[true]})")
     axes[1, k].plot(range(1, T + 1), U_pick[:, k, rival], "s--", color="C3",
-                    label=f"U^t, best other ({data.class_names[rival]})")
+                    label=f"$U^t$, best other ({data.class_names[rival]})")
     axes[1, k].set_xticks(range(1, T + 1))
-    axes[1, k].set_xlabel("time step t")
+    axes[1, k].set_xlabel("time step $t$")
     axes[1, k].legend(fontsize=7)
 axes[0, 0].set_ylabel("hidden neuron (64 of 256)")
-axes[1, 0].set_ylabel("output potential U^t")
+axes[1, 0].set_ylabel("output potential $U^t$")
 save(fig, "05_spike_raster")
 
 # %% [markdown]

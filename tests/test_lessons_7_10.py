@@ -19,7 +19,7 @@ from diet_np.training import PARAM_KINDS
 FILES = {7: "07_conversion.py", 8: "08_diet_finetuning.py", 9: "09_gpu.py",
          10: "10_vgg16_cifar.py"}
 FIGURES = {7: ["07_threshold_search", "07_accuracy_vs_T", "07_scale"],
-           8: ["08_training", "08_spikes_energy"],
+           8: ["08_training", "08_spikes_energy", "08_from_scratch"],
            9: ["09_timings"],
            10: ["10_vgg16"]}
 _results = {}          # lesson number -> globals, for checks across lessons
@@ -65,6 +65,8 @@ def test_lesson_07_conversion(run_lesson):
     assert by_scale[0.3][-1] < by_scale[1.0][-1] - 0.1
     rates = [g["network_rate"][s] for s in (1.0, 0.7, 0.5, 0.3)]
     assert rates == sorted(rates)
+    assert g["exercise_first_threshold_rise"] >= 1.0                 # exercise 1: q = 1 (maximum)
+    assert g["max_thresholds"][g["first"]] >= g["thresholds"][g["first"]]
 
 
 def test_lesson_08_diet_finetuning(run_lesson):
@@ -121,6 +123,12 @@ def test_lesson_08_diet_finetuning(run_lesson):
     assert g["energy_ratio"] == pytest.approx(g["totals"]["DIET, T = 5"]["ratio"])
     assert g["energy_ratio"] < g["ceiling"]
     assert g["totals"][g["long_key"]]["snn_joules"] > g["totals"]["DIET, T = 5"]["snn_joules"]
+    # a convolutional SNN trained from scratch for the same epochs at T = 5 ends below DIET
+    assert g["scratch_cfg"].T == 5 and g["scratch_cfg"].epochs == g["diet_cfg"].epochs
+    assert g["scratch_cfg"].lr == g["diet_cfg"].lr and g["scratch_cfg"].chance_epochs == 0
+    assert g["scratch_log"][-1]["test_acc"] == g["scratch"].accuracy < after.accuracy
+    assert len(g["scratch_curve"]) == len(g["diet_curve"]) == g["diet_epochs"] + 1
+    assert g["exercise_leak_bound"] == pytest.approx(100 * runs["DIET"]["bound"])
     if 7 in _results:                                     # lesson 8 reused lesson 7's ANN
         assert g["RECIPE"] == _results[7]["RECIPE"]
         assert g["ann_accuracy"] == _results[7]["ann_accuracy"]
