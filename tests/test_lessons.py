@@ -118,6 +118,7 @@ def test_lesson_06_conv_and_pooling(run_lesson):
     assert max(g["adjoint_gaps"]) < 1e-12
     assert g["speedups"].min() > 5                                   # im2col beats the loops
     assert max(g["winograd_gaps"]) < 1e-12                           # same conv, fewer products
+    assert g["out_stride"].shape == (1, 3, 4, 3) and g["exercise_stride_gap"] < 1e-12   # exercise 1
 
 
 @pytest.mark.parametrize("number", sorted(LESSON_FILES))
