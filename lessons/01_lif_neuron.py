@@ -93,8 +93,10 @@ assert err_euler > 1e-3, "Euler's leak is only an approximation"
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
 ax.plot(t_fine, u_continuous, "k-", lw=1.5, label="Eq. 1, continuous")
-ax.plot(t_steps, u_exact, "o", label=rf"Eq. 2, $\lambda = e^{{-\Delta t/\tau_m}}$ = {leak_exact:.3f}")
-ax.plot(t_steps, u_euler, "s", mfc="none", label=rf"Eq. 2, $\lambda = 1 - \Delta t/\tau_m$ = {leak_euler:.3f}")
+ax.plot(t_steps, u_exact, "o",
+        label=rf"Eq. 2, $\lambda = e^{{-\Delta t/\tau_m}}$ = {leak_exact:.3f}")
+ax.plot(t_steps, u_euler, "s", mfc="none",
+        label=rf"Eq. 2, $\lambda = 1 - \Delta t/\tau_m$ = {leak_euler:.3f}")
 ax.set(xlabel="time (ms)", ylabel="membrane potential $u$",
        title=rf"Discretising Eq. 1 ($\tau_m$ = {tau_m:g} ms, $\Delta t$ = {dt:g} ms, no firing)")
 ax.legend(loc="lower right")

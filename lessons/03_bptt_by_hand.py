@@ -376,7 +376,8 @@ dw_att, dlam_att, dv_att, rec_attached = backward_by_hand(w0, lam0, v0, state_sp
 print(" t  o^t   du^t detached   du^t attached")
 for r_d, r_a, o_t in zip(rec_detached, rec_attached, state_spk["o"]):
     print(f"{r_d['t']:2d}  {int(o_t)}    {r_d['du']:+.5f}        {r_a['du']:+.5f}")
-attached_change = {"w": relative_error(dw_att, dw_spk), "lambda": relative_error(dlam_att, dlam_spk),
+attached_change = {"w": relative_error(dw_att, dw_spk),
+                   "lambda": relative_error(dlam_att, dlam_spk),
                    "v": relative_error(dv_att, dv_spk)}
 print("relative change of each gradient when the reset is attached:",
       {k: f"{v:.2f}" for k, v in attached_change.items()})

@@ -291,7 +291,8 @@ axes[0].plot(range(1, len(ann_curve) + 1), ann_curve, "o-", color="C0", label="A
 axes[0].plot(range(len(ann_curve), len(ann_curve) + len(diet_curve)), diet_curve, "s-",
              color="C1", label=f"converted (x{scale}), then DIET at $T = 5$")
 axes[0].axhline(0.1, color="0.5", ls=":", lw=1, label="chance")
-axes[0].set(xlabel="epoch", ylabel="test accuracy", title=f"{small_arch['name']} on {data_name} ({len(data.x_train)} training images)")
+axes[0].set(xlabel="epoch", ylabel="test accuracy",
+            title=f"{small_arch['name']} on {data_name} ({len(data.x_train)} training images)")
 axes[0].legend(fontsize=8)
 names = list(small_net.neurons)
 pos = np.arange(len(names))
