@@ -190,7 +190,7 @@ for (r, cidx), value in np.ndenumerate(tiny_col):
 ax2.set_xticks(range(4), ["(0,0)", "(0,1)", "(1,0)", "(1,1)"])
 ax2.set_yticks(range(9), [f"i={i},j={j}" for i in range(3) for j in range(3)])
 ax2.set_xlabel("output pixel (y, x)")
-ax2.set_title("col = im2col(x): 9 x 4")
+ax2.set_title(r"col = im2col($x$): $9 \times 4$")
 for ax in (ax1, ax2):
     ax.grid(False)
 ax1.set_xticks([]), ax1.set_yticks([])
@@ -408,7 +408,7 @@ ax.set_yscale("log")
 ax.set_xticks(sides, [str(s) for s in sides])
 ax.set_xlabel("image side (pixels)")
 ax.set_ylabel("time per call (ms, log scale)")
-ax.set_title(f"3x3 conv, pad 1, {batch} images, 3 -> 16 channels")
+ax.set_title(f"3x3 conv, pad 1, {batch} images, 3 $\\to$ 16 channels")
 ax.legend(fontsize=8)
 save(fig, "06_conv_timing")
 

@@ -284,7 +284,7 @@ ax.set_xticks(batches)
 ax.set_xticklabels([str(b) for b in batches])
 ax.set_xlabel("batch size")
 ax.set_ylabel("milliseconds per image per training step")
-ax.set_title("DIET training step, T = 5, lesson 7's network"
+ax.set_title("DIET training step, $T = 5$, lesson 7's network"
              + ("" if HAS_GPU else "\n(no GPU on this machine: CPU only)"))
 ax.legend(fontsize=9)
 save(fig, "09_timings")
