@@ -78,7 +78,8 @@ print("loss weights c_t =", np.round(c, 3))
 # %% [markdown]
 # ## 2. The backward pass, term by term
 #
-# Walk the graph backwards. The potential $u^t$ influences the loss along two paths:
+# Walk the unrolled graph backwards (it is drawn after the code below, with this
+# example's numbers on it). The potential $u^t$ influences the loss along two paths:
 # directly through its spike $o^t$, and through the membrane it leaves behind, $m^t$,
 # which becomes part of $u^{t+1}$. So
 #
