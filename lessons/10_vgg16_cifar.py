@@ -138,12 +138,14 @@ print(f"using {data_name}: {len(data.x_train)} training and {len(data.x_test)} t
 # > * **ANN: the short-budget recipe** (`ann_recipe("vgg16")`, the CLI's default): SGD
 # >   with Nesterov momentum 0.9 at 0.05, a 2-epoch linear warm-up then cosine decay, weight
 # >   decay $5 \cdot 10^{-4}$, gradients' norm clipped at 2, Kaiming fan-in initialisation
-# >   rescaled by LSUV on 256 training images, no dropout, batch 64, crop and flip.
+# >   rescaled by LSUV on 256 training images, no dropout, batch 64, crop and flip, for
+# >   40 epochs (made for tens of epochs, not the authors' 300).
 # >   *Why:* a 16-layer VGG without batch normalisation stays at chance with `ann.py`'s SGD
 # >   at $10^{-2}$, and with the authors' Adam recipe it stalls once the step schedule
 # >   divides the rate, at a budget of tens of epochs instead of their 300; a warm-up and a
 # >   data-dependent initialisation are the usual answers for deep plain networks
-# >   (`diet_np/recipes.py` gives the measurement).
+# >   (`diet_np/recipes.py` says why; `benchmarks/compare_recipes.py` measures both recipes
+# >   on the same network and batches).
 # > * **Conversion: the authors' search at factor 1, then the factor picked at $T = 5$ on
 # >   training images** (`--scale 1.0`, then `benchmarks/pick_scale.py`). *Why:* the best
 # >   factor differs by network, and a wrong one is costly: the measured 1/4-width run gave

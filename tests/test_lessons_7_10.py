@@ -184,6 +184,7 @@ def _check_lesson_10(g):
     assert finetune[finetune.index("--lr") + 1] == "1e-4"
     assert finetune[finetune.index("--schedule") + 1] == "constant"
     assert "--recipe" not in commands[0]                           # the default: the short recipe
+    assert commands[0][commands[0].index("--epochs") + 1] == "40"  # as the box says
     assert g["first_share"][g["small_arch"]["name"]] > g["first_share"]["vgg16"]   # exercise 3
 
 
