@@ -241,7 +241,8 @@ assert np.all(slopes["atan"] > 0) and np.all(slopes["fast sigmoid"] > 0)
 # %% [markdown]
 # Zero is zero: no optimiser can rescale it. Below, one neuron ($\lambda = 0.9$,
 # $v = 1$) starts with current $I = -0.5$ and should learn to fire 3 spikes in
-# $T = 10$ steps. The loss is $(\mathrm{count} - 3)^2$, so $dL/do^t = 2 (\mathrm{count} - 3)$ at every
+# $T = 10$ steps. The loss is $(\mathrm{count} - 3)^2$, so $dL/do^t = 2 (\mathrm{count} - 3)$
+# at every
 # step, and `lif_backward` turns that into `dL/dI`. Adam (`diet_np.optim.Adam`), which
 # normalises the gradient's size, is given every chance: with the arc-tangent it
 # follows the tiny tail gradient up to the firing regime; with the triangle the

@@ -96,7 +96,8 @@ print("loss weights c_t =", np.round(c, 3))
 # $$\begin{aligned}
 # dI^t &= du^t, \qquad dw_j = \textstyle\sum_t du^t\, x_j^t && \text{(Eq. 12)}\\
 # d\lambda &= \textstyle\sum_t du^t\, m^{t-1} \quad (m^0 = 0) && \text{(Eq. 13)}\\
-# dv &= \textstyle\sum_t \left[ do^t\, \sigma'(z^t) \left(-\frac{u^t}{v^2}\right) - dm^t\, o^t \right]
+# dv &= \textstyle\sum_t \left[ do^t\, \sigma'(z^t) \left(-\frac{u^t}{v^2}\right) - dm^t\, o^t
+# \right]
 #   && \text{(Eq. 14)}
 # \end{aligned}$$
 #

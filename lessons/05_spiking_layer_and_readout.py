@@ -505,7 +505,8 @@ assert ann_accuracy > 0.10 + accuracy_margin
 # by step. The spikes come from a probe, `diet_np.probe.probe_network`, which runs the
 # network step by step and records each spiking layer's current $I^t$, potentials $u^t$
 # (before the reset) and $m^t$ (after it) and spikes $o^t$; `diet_np.viz.raster` draws
-# them (`diet-np inspect` writes the same figures for a saved network). With constant input each neuron fires regularly (lesson 1), so its spike
+# them (`diet-np inspect` writes the same figures for a saved network). With constant input
+# each neuron fires regularly (lesson 1), so its spike
 # count over $T$ steps encodes its current; the accumulator adds $W_2 o^t$ at every
 # step and the winning class pulls ahead as the steps add up.
 

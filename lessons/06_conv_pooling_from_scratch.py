@@ -433,8 +433,10 @@ save(fig, "06_conv_timing")
 #     y0 = m1 + m2 + m3            y1 = m2 - m3 - m4
 #
 # The sums on the $g$ side depend only on the weights, computed once per step; those on
-# the $d$ side are additions. In matrix form $y = A^{\top} \big[(G g) \odot (B^{\top} d)\big]$, and nested in
-# two dimensions, $Y = A^{\top} \big[(G g G^{\top}) \odot (B^{\top} D B)\big] A$ for a 4x4 input tile $D$ and a 2x2
+# the $d$ side are additions. In matrix form $y = A^{\top} \big[(G g) \odot (B^{\top} d)\big]$,
+# and nested in
+# two dimensions, $Y = A^{\top} \big[(G g G^{\top}) \odot (B^{\top} D B)\big] A$ for a 4x4
+# input tile $D$ and a 2x2
 # output tile $Y$: 16 products instead of 36. Summed over input channels, each of the 16
 # element-wise products becomes a matrix product over all tiles at once, which is where
 # BLAS comes back in. The backward pass runs the same transforms transposed.
@@ -480,7 +482,8 @@ assert max(winograd_gaps) < 1e-12
 #   reshaped weight, and filling it takes `kh*kw` strided slice copies.
 # * col2im is its adjoint (not its inverse): it adds the columns back, counting each
 #   pixel once per window that covers it.
-# * Backward: $dW = d\mathrm{out}\; \mathrm{col}^{\top}$, $dx = \mathrm{col2im}(W_2^{\top}\, d\mathrm{out})$; both pass
+# * Backward: $dW = d\mathrm{out}\; \mathrm{col}^{\top}$,
+#   $dx = \mathrm{col2im}(W_2^{\top}\, d\mathrm{out})$; both pass
 #   finite-difference checks, and equal `diet_np.ops.conv2d_backward`.
 # * Non-overlapping pooling is a reshape plus a reduction; average pooling spreads the
 #   gradient evenly, max pooling routes it to the arg-max.
@@ -505,8 +508,10 @@ assert max(winograd_gaps) < 1e-12
 x_stride = rng.normal(size=(1, 2, 7, 6))
 w_stride = rng.normal(size=(3, 2, 3, 3))
 out_stride = conv_im2col(x_stride, w_stride, stride=2, pad=1)
-exercise_stride_gap = float(np.abs(out_stride - conv_naive(x_stride, w_stride, stride=2, pad=1)).max())
-print(f"stride 2, pad 1: output {out_stride.shape[2:]}, im2col vs naive loop {exercise_stride_gap:.1e}")
+naive_stride = conv_naive(x_stride, w_stride, stride=2, pad=1)
+exercise_stride_gap = float(np.abs(out_stride - naive_stride).max())
+print(f"stride 2, pad 1: output {out_stride.shape[2:]}, im2col vs naive loop "
+      f"{exercise_stride_gap:.1e}")
 assert out_stride.shape == (1, 3, 4, 3) and exercise_stride_gap < 1e-12
 
 # %% [markdown]

@@ -398,7 +398,8 @@ max_params, max_thresholds = convert(net, ann_params, x_search, T_find=T_find, s
 acc_max, _ = accuracy_at_every_T(max_params, x_test, y_test, T_max)
 first = net.compute_layers()[0][0]
 for layer in thresholds:
-    print(f"v_{layer}: 99.7th percentile {thresholds[layer]:.3f}, maximum {max_thresholds[layer]:.3f}")
+    print(f"v_{layer}: 99.7th percentile {thresholds[layer]:.3f}, "
+          f"maximum {max_thresholds[layer]:.3f}")
 for T in (5, 16, T_max):
     print(f"T = {T:3d}: accuracy with percentile thresholds {acc_vs_T[T - 1]:.3f}, "
           f"with maximum thresholds {acc_max[T - 1]:.3f}")

@@ -50,6 +50,7 @@ from matplotlib.lines import Line2D
 
 from diet_np.architectures import build_network
 from diet_np.lessons.common import HERE, QUICK, figure_dir, pick, plt, save, timer
+from diet_np.lessons.figures import grouped_bars
 from diet_np.checkpoint import load_checkpoint
 from diet_np.conversion import convert, scale_thresholds
 from diet_np.data import make_shapes, num_batches
@@ -345,7 +346,8 @@ save(fig, "08_training")
 #    1: such steps are undone. A leak can only leave 1 downwards, in steps where the
 #    optimiser's update points down.
 # 3. Adam scales each parameter's step by its own gradient history: the step is
-#    $\mathrm{lr} \cdot \hat m / \sqrt{\hat v}$ (running mean of the gradient over the root of the running mean
+#    $\mathrm{lr} \cdot \hat m / \sqrt{\hat v}$ (running mean of the gradient over the root of
+#    the running mean
 #    of its square), which is about $\mathrm{lr}$ when the gradient keeps its sign and size and
 #    less when it does not, however large or small the gradient itself is. (Kingma and Ba bound it
 #    by $\mathrm{lr}$ except in the most severe case of sparsity, a gradient that was zero at
@@ -421,7 +423,8 @@ assert all(rate <= T for run in runs.values() for rate in run["eval"].spike_rate
 #
 # The paper counts one multiply-accumulate (4.6 pJ) per connection for the ANN, and for
 # the SNN one accumulate (0.9 pJ) per *spike* arriving at a connection: a layer fed by
-# spikes costs $0.9\,\mathrm{pJ} \times \mathrm{FLOPs}_l \times \zeta_{l-1}$, where $\zeta_{l-1}$ is the spike rate
+# spikes costs $0.9\,\mathrm{pJ} \times \mathrm{FLOPs}_l \times \zeta_{l-1}$, where
+# $\zeta_{l-1}$ is the spike rate
 # (over all $T$ steps) of the layer feeding it. The first layer sees the analog image
 # and is charged as MACs, once. `energy_table` computes this per layer from measured
 # spike rates. For comparison we also price the converted SNN at a number of
@@ -460,32 +463,21 @@ assert totals[long_key]["snn_joules"] > totals["DIET, T = 5"]["snn_joules"]
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.2))
 layers = list(net.neurons)
-pos = np.arange(len(layers))
-bars = {f"converted (scale {scale})": (before.spike_rates, "C0"),
-        **{name: (run["eval"].spike_rates, colour)
-           for (name, run), colour in zip(runs.items(), ("C2", "C1", "C3"))}}
-width = 0.8 / len(bars)
-for j, (name, (rates, colour)) in enumerate(bars.items()):
-    ax1.bar(pos + (j - (len(bars) - 1) / 2) * width, [rates[n] for n in layers], width,
-            color=colour, label=name)
-ax1.set_xticks(pos)
-ax1.set_xticklabels(layers)
-ax1.set_ylabel(f"spikes per neuron over $T = {T}$ steps")
-ax1.set_title("Spike rate per layer, $T = 5$")
-ax1.legend(fontsize=9)
+rates = {f"converted (scale {scale})": before.spike_rates,
+         **{name: run["eval"].spike_rates for name, run in runs.items()}}
+grouped_bars(ax1, layers, {name: [r[n] for n in layers] for name, r in rates.items()},
+             f"spikes per neuron over $T = {T}$ steps", "Spike rate per layer, $T = 5$",
+             colours=dict(zip(rates, ("C0", "C2", "C1", "C3"))))
 rows = energy["DIET, T = 5"]
-names = [r.layer for r in rows]
-pos = np.arange(len(names))
-ax2.bar(pos - 0.27, [r.ann_pj * 1e-6 for r in rows], 0.27, color="0.4", label="ANN (MAC)")
-for j, (k, colour) in enumerate([("converted, T = 5", "C0"), ("DIET, T = 5", "C1")]):
-    ax2.bar(pos + 0.27 * j, [r.snn_pj * 1e-6 for r in energy[k]], 0.27, color=colour,
-            label=f"SNN, {k}")
+grouped_bars(ax2, [r.layer for r in rows],
+             {"ANN (MAC)": [r.ann_pj * 1e-6 for r in rows],
+              **{f"SNN, {k}": [r.snn_pj * 1e-6 for r in energy[k]]
+                 for k in ("converted, T = 5", "DIET, T = 5")}},
+             r"energy per image ($\mu$J, log scale)",
+             f"Compute energy per layer; $E_{{ANN}}/E_{{SNN}}$ = {energy_ratio:.1f}x after DIET",
+             colours={"ANN (MAC)": "0.4", "SNN, converted, T = 5": "C0",
+                      "SNN, DIET, T = 5": "C1"})
 ax2.set_yscale("log")
-ax2.set_xticks(pos)
-ax2.set_xticklabels(names)
-ax2.set_ylabel(r"energy per image ($\mu$J, log scale)")
-ax2.set_title(f"Compute energy per layer; total $E_{{ANN}}/E_{{SNN}}$ = {energy_ratio:.1f}x after DIET")
-ax2.legend(fontsize=9)
 save(fig, "08_spikes_energy")
 
 # %% [markdown]
@@ -563,7 +555,8 @@ save(fig, "08_from_scratch")
 #   threshold is not a measurable gain over it at these schedules: training at $T = 5$
 #   is what helps.
 # * The leaks start at exactly 1, on the clamp of Eq. 15, and Adam moves a scalar by
-#   about $\mathrm{lr}$ per step: the run's leaks stay within the printed bound $N \cdot \mathrm{lr}$, and a
+#   about $\mathrm{lr}$ per step: the run's leaks stay within the printed bound
+#   $N \cdot \mathrm{lr}$, and a
 #   larger learning rate for the neuron parameters moves them further.
 # * Spike rates and energy are measured, not assumed: the printed tables give the
 #   per-layer rates before and after, and the energy ratio to the ANN under the

@@ -51,6 +51,7 @@ from diet_np.cli import build_parser, main as diet_np_cli
 from diet_np.conversion import scale_thresholds
 from diet_np.data import DataError, Dataset, data_dir, iterate_batches, load_dataset, make_shapes
 from diet_np.lessons.common import QUICK, figure_dir, pick, plt, save, timer
+from diet_np.lessons.figures import grouped_bars
 from diet_np.metrics import energy_table, energy_totals, network_spike_rate
 from diet_np.pipeline import convert_model
 from diet_np.recipes import ann_init, ann_recipe
@@ -66,7 +67,8 @@ print("quick mode" if QUICK else "full mode")
 # 512 x3), 2x2 average pooling, then $512 \times 2 \times 2 = 2048 \to 4096 \to 4096 \to 10$:
 # fifteen spiking layers and the accumulating output layer (Eq. 6). The FLOPs (MACs per
 # image) are those of the energy model: $k^2\, C_{in} C_{out} H_{out} W_{out}$ per convolution and
-# $\mathrm{in} \times \mathrm{out}$ per linear layer. The CLI prints them with `diet-np energy --arch vgg16`:
+# $\mathrm{in} \times \mathrm{out}$ per linear layer. The CLI prints them with
+# `diet-np energy --arch vgg16`:
 
 # %%
 vgg16 = build_network("vgg16", num_classes=10)
@@ -309,14 +311,10 @@ axes[0].set(xlabel="epoch", ylabel="test accuracy",
             title=f"{small_arch['name']} on {data_name} ({len(data.x_train)} training images)")
 axes[0].legend(fontsize=8)
 names = list(small_net.neurons)
-pos = np.arange(len(names))
-axes[1].bar(pos - 0.2, [converted.spike_rates[n] for n in names], 0.4, color="C0",
-            label=f"converted (x{scale})")
-axes[1].bar(pos + 0.2, [diet.spike_rates[n] for n in names], 0.4, color="C1", label="after DIET")
-axes[1].set_xticks(pos)
-axes[1].set_xticklabels(names, rotation=60)
-axes[1].set(ylabel="spikes per neuron over $T = 5$", title="Spike rate per layer")
-axes[1].legend(fontsize=8)
+grouped_bars(axes[1], names,
+             {f"converted (x{scale})": [converted.spike_rates[n] for n in names],
+              "after DIET": [diet.spike_rates[n] for n in names]},
+             "spikes per neuron over $T = 5$", "Spike rate per layer", rotation=60)
 layer_names = [name for name, _, _ in vgg16.compute_layers()]
 axes[2].bar(range(len(layer_names)), [flops[n] / 1e6 for n in layer_names], color="0.4")
 axes[2].set_xticks(range(len(layer_names)))

@@ -41,8 +41,8 @@ def unrolled_neuron_graph(values, grads, steps=3):
             value = values[key] if key == "v" else values[key][k]
             grad = grads[key][k]
             for number, colour, up in ((value, VALUE, 1), (grad, GRAD, -1)):
-                ax.annotate(f"{number:.3f}", xy, xytext=(-34 if key == "L" else -24, 3 * up), textcoords="offset points",
-                            color=colour, fontsize=13, ha="right",
+                ax.annotate(f"{number:.3f}", xy, xytext=(-34 if key == "L" else -24, 3 * up),
+                            textcoords="offset points", color=colour, fontsize=13, ha="right",
                             va="bottom" if up > 0 else "top")
 
     def arrow(a, b, text, dx=0.0, dy=0.0, style="-", colour="k"):
@@ -163,3 +163,17 @@ def count_histograms(ax, counts, T, xlabel):
         ax.hist(np.ravel(c), bins=bins, label=label, **style)
     ax.set(xlabel=xlabel, ylabel="number of (input, neuron) pairs", title="Spike counts")
     ax.legend(fontsize=8)
+
+
+def grouped_bars(ax, categories, series, ylabel, title, colours=None, rotation=0):
+    """Bars grouped by category (a layer, say), one bar per entry of ``series`` (label ->
+    values in the order of ``categories``), side by side."""
+    pos = np.arange(len(categories))
+    width = 0.8 / len(series)
+    for j, (label, values) in enumerate(series.items()):
+        ax.bar(pos + (j - (len(series) - 1) / 2) * width, values, width, label=label,
+               color=(colours or {}).get(label, f"C{j}"))
+    ax.set_xticks(pos)
+    ax.set_xticklabels(categories, rotation=rotation)
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(fontsize=9)
