@@ -95,12 +95,19 @@ def test_nesterov_reaches_the_optimiser_and_bad_settings_are_refused():
     assert run_optimizer(ann_config(nesterov=True)).nesterov
     assert not run_optimizer(ann_config()).nesterov
     for bad, match in [({"nesterov": True, "momentum": 0.0}, "Nesterov"),
-                       ({"warmup_epochs": 10, "epochs": 10}, "warmup_epochs"),
+                       ({"warmup_epochs": -1}, "warmup_epochs"),
                        ({"clip_norm": -1.0}, "clip_norm"),
                        ({"lsuv_images": -1}, "lsuv_images"),
                        ({"mode": "snn", "T": 5, "lsuv_images": 8}, "LSUV")]:
         with pytest.raises(ConfigError, match=match):
             TrainConfig(**bad).validate()
+
+
+@pytest.mark.parametrize("epochs,warmup", [(1, 0), (2, 1), (3, 1), (4, 2), (40, 2)])
+def test_a_short_run_warms_up_for_at_most_half_its_epochs(epochs, warmup):
+    s = training._schedule(ann_config(epochs=epochs, warmup_epochs=2, schedule="cosine"))
+    assert s.total_epochs == epochs
+    assert getattr(s, "warmup_epochs", 0) == warmup
 
 
 def test_a_config_stored_before_the_recipe_fields_loads_with_them_off():
