@@ -9,7 +9,7 @@
 #      (benchmarks/pick_scale.py).
 # DIET at T = 5: vgg16_w4 8 epochs at a constant 1e-4 (extend it with a larger
 #      DIET_EPOCHS after removing RUN_DIR/.diet.done and .energy.done: the run resumes);
-#      vgg5 10 epochs from 1e-3 on the paper's step schedule.
+#      vgg5 5 epochs from 1e-3 on the paper's step schedule.
 # Every stage is resumable: run the script again after a stop and finished stages are
 # skipped, an interrupted training run continues from its last epoch (--resume).
 # Keep RUN_DIR outside the checkout.  Data: $DIET_NP_DATA (the shared 20,000-image copy).
@@ -17,7 +17,7 @@ set -eu
 out=${1:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 case "$arch" in
-  vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-10}; diet_schedule=step ;;
+  vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step ;;
   vgg16_w4) ann="--epochs 30"; diet_lr=1e-4; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=constant ;;
   *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5 or vgg16_w4)" >&2; exit 2 ;;
 esac
