@@ -3,13 +3,13 @@
 #   sh benchmarks/cpu_cifar10.sh RUN_DIR ARCH
 # ANN: the short-budget recipe (diet_np/recipes.py: SGD Nesterov 0.05, 2-epoch warm-up then
 #      cosine, weight decay 5e-4, gradient-norm clip 2.0, LSUV on 256 training images);
-#      ARCH vgg16_w4 (VGG16's 16 layers at 1/4 width) and vgg5: 40 epochs.
+#      ARCH vgg16_w4 (VGG16's 16 layers at 1/4 width) and vgg5: 30 epochs.
 # Conversion: thresholds searched at T_find 100 on 512 training images, the factor chosen
 #      from 0.7 to 0.3 in steps of 0.05 at T = 5 on 2,000 training images
 #      (benchmarks/pick_scale.py).
 # DIET at T = 5: vgg16_w4 8 epochs at a constant 1e-4 (extend it with a larger
 #      DIET_EPOCHS after removing RUN_DIR/.diet.done and .energy.done: the run resumes);
-#      vgg5 10 epochs from 1e-3 on the paper's step schedule.
+#      vgg5 5 epochs from 1e-3 on the paper's step schedule.
 # Every stage is resumable: run the script again after a stop and finished stages are
 # skipped, an interrupted training run continues from its last epoch (--resume).
 # Keep RUN_DIR outside the checkout.  Data: $DIET_NP_DATA (the shared 20,000-image copy).
@@ -17,8 +17,8 @@ set -eu
 out=${1:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 case "$arch" in
-  vgg5)     ann="--epochs 40"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-10}; diet_schedule=step ;;
-  vgg16_w4) ann="--epochs 40"; diet_lr=1e-4; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=constant ;;
+  vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step ;;
+  vgg16_w4) ann="--epochs 30"; diet_lr=1e-4; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=constant ;;
   *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5 or vgg16_w4)" >&2; exit 2 ;;
 esac
 mkdir -p "$out"

@@ -35,6 +35,7 @@ import numpy as np
 from .backend import array_module
 from .engine import ENGINES
 from .fast.adam import adam_update
+from .fast.parallel import pool_scope
 
 WEIGHT_SUFFIX = ".weight"
 LEAK_SUFFIX = ".leak"
@@ -379,7 +380,8 @@ def clip_grad_norm(grads: dict, max_norm: float):
     max_norm = _check_real("max_norm", max_norm, low=0.0, low_open=True)
     arrays = list(grads.values())
     xp = array_module(*arrays)
-    norm = xp.sqrt(sum(xp.vdot(g.ravel(), g.ravel()) for g in arrays))
+    with pool_scope(xp):                       # OpenBLAS one thread, as in every pass
+        norm = xp.sqrt(sum(xp.vdot(g.ravel(), g.ravel()) for g in arrays))
     factor = xp.minimum(xp.asarray(1.0, dtype=norm.dtype), max_norm / (norm + 1e-6))
     for g in arrays:
         g *= factor.astype(g.dtype)

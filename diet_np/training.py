@@ -83,7 +83,8 @@ class TrainConfig:
     learn: tuple = PARAM_KINDS           # which parameter kinds the optimiser updates
     neuron_lr_factor: float = 1.0        # leaks and thresholds step at lr x this factor
     nesterov: bool = False               # SGD with Nesterov momentum (Adam ignores it)
-    warmup_epochs: int = 0               # a linear warm-up before the schedule (per step)
+    warmup_epochs: int = 0               # a linear warm-up before the schedule (per step);
+                                         # at most half the epochs (none in a 1-epoch run)
     clip_norm: float = 0.0               # gradients' global norm capped at this (0: never)
     lsuv_images: int = 0                 # a new run's weights rescaled by LSUV on this many
                                          # training images (diet_np/lsuv.py; 0: never)
@@ -119,9 +120,8 @@ class TrainConfig:
             (isinstance(self.nesterov, bool), f"nesterov must be True or False; got {self.nesterov!r}"),
             (not self.nesterov or self.optimizer != "sgd" or self.momentum > 0,
              "SGD's Nesterov momentum needs momentum > 0"),
-            (_is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs,
-             f"warmup_epochs must be an integer in [0, epochs); got {self.warmup_epochs!r} "
-             f"with {self.epochs!r} epochs"),
+            (_is_int(self.warmup_epochs) and self.warmup_epochs >= 0,
+             f"warmup_epochs must be an integer >= 0; got {self.warmup_epochs!r}"),
             (isinstance(self.clip_norm, (int, float)) and not isinstance(self.clip_norm, bool)
              and 0 <= self.clip_norm < float("inf"),
              f"clip_norm must be a finite number >= 0 (0: no clipping); got {self.clip_norm!r}"),
@@ -307,7 +307,10 @@ def _note(message: str) -> None:
 
 
 def _schedule(cfg):
-    return make_schedule(cfg.schedule, cfg.lr, cfg.epochs, cfg.warmup_epochs, **(
+    """The run's rate schedule; its warm-up takes at most half the epochs, so that a
+    short run of a warm-up recipe still has its schedule."""
+    warmup = min(cfg.warmup_epochs, cfg.epochs // 2)
+    return make_schedule(cfg.schedule, cfg.lr, cfg.epochs, warmup, **(
         {"milestones": tuple(cfg.milestones)} if cfg.schedule == "step" else {}))
 
 

@@ -130,7 +130,8 @@ def stage(lessons: list[Path], folder: Path) -> list[dict]:
     index.write_text(index.read_text().replace("LESSON_TABLE", "\n".join(rows)))
     api = [{p.read_text().splitlines()[0].lstrip("# "): f"api/{p.name}"}
            for p in sorted((DOCS / "api").glob("*.md"))]
-    return [{"Home": "index.md"}, {"Lessons": nav}, {"API reference": api}]
+    return [{"Home": "index.md"}, {"Lessons": nav}, {"Results on a CPU": "recipe.md"},
+            {"API reference": api}]
 
 
 def main(argv=None) -> int:

@@ -95,12 +95,19 @@ def test_nesterov_reaches_the_optimiser_and_bad_settings_are_refused():
     assert run_optimizer(ann_config(nesterov=True)).nesterov
     assert not run_optimizer(ann_config()).nesterov
     for bad, match in [({"nesterov": True, "momentum": 0.0}, "Nesterov"),
-                       ({"warmup_epochs": 10, "epochs": 10}, "warmup_epochs"),
+                       ({"warmup_epochs": -1}, "warmup_epochs"),
                        ({"clip_norm": -1.0}, "clip_norm"),
                        ({"lsuv_images": -1}, "lsuv_images"),
                        ({"mode": "snn", "T": 5, "lsuv_images": 8}, "LSUV")]:
         with pytest.raises(ConfigError, match=match):
             TrainConfig(**bad).validate()
+
+
+@pytest.mark.parametrize("epochs,warmup", [(1, 0), (2, 1), (3, 1), (4, 2), (40, 2)])
+def test_a_short_run_warms_up_for_at_most_half_its_epochs(epochs, warmup):
+    s = training._schedule(ann_config(epochs=epochs, warmup_epochs=2, schedule="cosine"))
+    assert s.total_epochs == epochs
+    assert getattr(s, "warmup_epochs", 0) == warmup
 
 
 def test_a_config_stored_before_the_recipe_fields_loads_with_them_off():
@@ -126,3 +133,18 @@ def test_cli_recipe_picks_the_authors_and_is_refused_on_resume(tmp_path, capsys)
 def _stored_config(run_dir):
     from diet_np.model_file import read_model
     return read_model(f"{run_dir}/checkpoint.npz", np).config
+
+
+def test_lsuv_rescales_a_residual_blocks_conv_with_its_shortcut():
+    from diet_np.layers import AvgPool, Conv, Flatten, Neuron, Readout, ResidualBlock
+    from diet_np.network import Network
+    net = Network([Conv("pre1", 8, first=True), Neuron("pre1"), ResidualBlock("block1", 8),
+                   ResidualBlock("block2", 16, stride=2), AvgPool(2), Flatten(),
+                   Readout("out", 10)], (3, 16, 16), 10)
+    params = net.init_params(seed=0, init="kaiming-in")
+    params["block2.shortcut.weight"] *= 8.0      # a shortcut far too loud for conv2 alone
+    x = np.random.default_rng(2).standard_normal((16, 3, 16, 16)).astype(np.float32)
+    factors = lsuv_init(net, params, x)
+    assert factors["block2.shortcut.weight"] == factors["block2.conv2.weight"] < 0.5
+    for layer in net.spiking_layers():
+        assert _output_std(net, params, x, layer) == pytest.approx(1.0, abs=0.02), layer
