@@ -21,7 +21,7 @@ FILES = {7: "07_conversion.py", 8: "08_diet_finetuning.py", 9: "09_gpu.py",
 FIGURES = {7: ["07_threshold_search", "07_accuracy_vs_T", "07_scale"],
            8: ["08_training", "08_spikes_energy", "08_from_scratch"],
            9: ["09_timings"],
-           10: ["10_vgg16"]}
+           10: ["10_vgg16", "10_measured_runs"]}
 _results = {}          # lesson number -> globals, for checks across lessons
 
 
@@ -186,6 +186,9 @@ def _check_lesson_10(g):
     assert "--recipe" not in commands[0]                           # the default: the short recipe
     assert commands[0][commands[0].index("--epochs") + 1] == "40"  # as the box says
     assert g["first_share"][g["small_arch"]["name"]] > g["first_share"]["vgg16"]   # exercise 3
+    # the measured CPU runs' committed logs, read and drawn
+    ann_log = g["measured"]["vgg16_w4", "ann"]
+    assert len(ann_log) == 30 and ann_log[-1]["test_acc"] > 0.7
 
 
 def test_lesson_10_vgg16_cifar(run_lesson):
