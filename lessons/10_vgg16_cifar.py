@@ -365,20 +365,20 @@ measured = {(arch, stage): RunLog(LOGS / arch / stage / "log.jsonl").read()
             if (LOGS / arch / stage / "log.jsonl").is_file()}
 if not measured:
     print(f"no logs in {LOGS}: they are in the repository's docs/logs/ folder")
-for (arch, stage), log in measured.items():
-    print(f"{arch} {stage}: {len(log)} epochs, test accuracy after the last "
-          f"{log[-1]['test_acc']:.4f} (first 2,000 test images)")
+for (arch, stage), records in measured.items():
+    print(f"{arch} {stage}: {len(records)} epochs, test accuracy after the last "
+          f"{records[-1]['test_acc']:.4f} (first 2,000 test images)")
 if ("vgg16_w4", "ann") in measured:
     assert measured["vgg16_w4", "ann"][-1]["test_acc"] > 0.7
     fig, ax = plt.subplots(figsize=(8, 4))
     for k, arch in enumerate(("vgg16_w4", "vgg5")):
-        ann_log = measured.get((arch, "ann"), [])
-        diet_log = measured.get((arch, "diet"), [])
-        ax.plot([r["epoch"] for r in ann_log], [r["test_acc"] for r in ann_log], "-",
+        ann_records = measured.get((arch, "ann"), [])
+        diet_records = measured.get((arch, "diet"), [])
+        ax.plot([r["epoch"] for r in ann_records], [r["test_acc"] for r in ann_records], "-",
                 color=f"C{k}", label=f"{arch}: ANN (short-budget recipe)")
-        if diet_log:
-            ax.plot([len(ann_log) + r["epoch"] for r in diet_log],
-                    [r["test_acc"] for r in diet_log], "o--", color=f"C{k}",
+        if diet_records:
+            ax.plot([len(ann_records) + r["epoch"] for r in diet_records],
+                    [r["test_acc"] for r in diet_records], "o--", color=f"C{k}",
                     label=f"{arch}: DIET at $T = 5$")
     ax.axhline(0.5207, color="0.5", ls=":", lw=1,
                label="vgg16_w4's earlier ANN, authors' recipe, 20 epochs")
