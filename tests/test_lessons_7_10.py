@@ -189,6 +189,7 @@ def _check_lesson_10(g):
     # the measured CPU runs' committed logs, read and drawn
     ann_log = g["measured"]["vgg16_w4", "ann"]
     assert len(ann_log) == 30 and ann_log[-1]["test_acc"] > 0.7
+    assert abs(g["diet_gap"]) < 0.03                               # vgg5: DIET within 3 points
 
 
 def test_lesson_10_vgg16_cifar(run_lesson):
