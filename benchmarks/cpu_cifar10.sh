@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The paper's pipeline on CIFAR-10 on the CPU, as the README's CIFAR-10 tables were made:
+# The paper's pipeline on CIFAR-10 on the CPU, as docs/recipe.md's tables were made:
 #   sh benchmarks/cpu_cifar10.sh RUN_DIR ARCH
-# ARCH vgg5:     ANN 40 epochs (Adam 1e-3, cosine), conversion x0.6, DIET 5 epochs at 1e-3.
-# ARCH vgg16_w4: VGG16's 16 layers at 1/4 width; ANN 20 epochs of the VGG16 recipe
-#                (diet_np/recipes.py: Adam AMSGrad 1e-4), the threshold factor chosen
-#                from 0.7 to 0.3 in steps of 0.05 at T = 5 on 2,000 training images
-#                (benchmarks/pick_scale.py), DIET 24 epochs at 1e-4 (the paper's DIET
-#                settings, far fewer epochs than its 100-150; its rate measured best of
-#                1e-3, 3e-4, 1e-4 by benchmarks/pick_lr.py), then 10 and 42 more
-#                DIET epochs from that checkpoint (76 in all).
+# ANN: the short-budget recipe (diet_np/recipes.py: SGD Nesterov 0.05, 2-epoch warm-up then
+#      cosine, weight decay 5e-4, gradient-norm clip 2.0, LSUV on 256 training images);
+#      ARCH vgg16_w4 (VGG16's 16 layers at 1/4 width) and vgg5: 30 epochs.
+# Conversion: thresholds searched at T_find 100 on 512 training images, the factor chosen
+#      from 0.7 to 0.3 in steps of 0.05 at T = 5 on 2,000 training images
+#      (benchmarks/pick_scale.py).
+# DIET at T = 5: vgg16_w4 8 epochs at a constant 1e-4 (extend it with a larger
+#      DIET_EPOCHS after removing RUN_DIR/.diet.done and .energy.done: the run resumes);
+#      vgg5 5 epochs from 1e-3 on the paper's step schedule.
 # Every stage is resumable: run the script again after a stop and finished stages are
 # skipped, an interrupted training run continues from its last epoch (--resume).
 # Keep RUN_DIR outside the checkout.  Data: $DIET_NP_DATA (the shared 20,000-image copy).
@@ -16,10 +17,8 @@ set -eu
 out=${1:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 case "$arch" in
-  vgg5)     ann="--epochs 40 --optimizer adam --lr 1e-3 --weight-decay 0 --schedule cosine --dropout 0.1 0.2"
-            scale=0.6; images=256; diet_lr=1e-3; diet_epochs=5 ;;
-  vgg16_w4) ann="--epochs 20"
-            scale=pick; images=512; diet_lr=1e-4; diet_epochs=24 ;;
+  vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step ;;
+  vgg16_w4) ann="--epochs 30"; diet_lr=1e-4; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=constant ;;
   *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5 or vgg16_w4)" >&2; exit 2 ;;
 esac
 mkdir -p "$out"
@@ -41,19 +40,13 @@ stage ann-test diet-np evaluate --quiet --checkpoint "$out/ann/checkpoint.npz" -
 # Training runs test on the first 2,000 test images each epoch (the deep net at T = 5 would
 # spend a third of its time there); every figure of the table comes from the stages that
 # test on all 10,000, except converted T = 100 (first 2,000).
-# The threshold search: T_find 100 on $images training images.  Unscaled thresholds,
-# tested at T = 100 on the first 2,000 test images; then x$scale for T = 5.
+# The threshold search: T_find 100 on 512 training images.  Unscaled thresholds, tested at
+# T = 100 on the first 2,000 test images; then the factor for T = 5 picked on training images.
 stage convert-T100 diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" \
-  --find-steps 100 --images "$images" --scale 1.0 --timesteps 100 --test-images 2000 \
+  --find-steps 100 --images 512 --scale 1.0 --timesteps 100 --test-images 2000 \
   --out "$out/converted_T100.npz" --overwrite
-if [ "$scale" = pick ]; then
-  stage convert python benchmarks/pick_scale.py "$out/converted_T100.npz" "$out/converted.npz" \
-    --timesteps 5 --images 2000
-else
-  stage convert diet-np convert --quiet --checkpoint "$out/ann/checkpoint.npz" --find-steps 100 \
-    --images "$images" --scale "$scale" --timesteps 5 --test-images 2000 \
-    --out "$out/converted.npz" --overwrite
-fi
+stage convert python benchmarks/pick_scale.py "$out/converted_T100.npz" "$out/converted.npz" \
+  --timesteps 5 --images 2000
 stage convert-test diet-np evaluate --quiet --checkpoint "$out/converted.npz" --timesteps 5 \
   --n-test 10000
 # diet NAME ENERGY FROM ARGS...: fine-tune FROM at T = 5 into RUN_DIR/NAME (resumable), then
@@ -65,12 +58,5 @@ diet() {
   stage "$energy" diet-np energy --quiet --checkpoint "$out/$name/checkpoint.npz" \
     --timesteps 5 --n-test 10000
 }
-diet diet energy "$out/converted.npz" --epochs "$diet_epochs"
-if [ "$arch" = vgg16_w4 ]; then
-  # DIET was still learning: two more fine-tuning runs from its checkpoint, as the README's
-  # table was measured (each starts a fresh Adam state): 10 epochs on the step schedule,
-  # then 42 at a constant rate.
-  diet diet2 energy2 "$out/diet/checkpoint.npz" --epochs 10
-  diet diet3 energy3 "$out/diet2/checkpoint.npz" --epochs 42 --schedule constant
-fi
+diet diet energy "$out/converted.npz" --epochs "$diet_epochs" --schedule "$diet_schedule"
 echo "== $(date -u +%FT%TZ) done"

@@ -7,7 +7,8 @@
 # unpacked and checked by SHA-256, a few ANN and DIET steps are timed, and the epoch counts
 # are chosen from those timings to fit BUDGET_S seconds (default 480; see
 # benchmarks/gpu_vgg16_cifar10.py).  Then the stages of benchmarks/cpu_cifar10.sh with
-# --device gpu: train-ann (VGG16 recipe), evaluate, convert (T_find 100 on 512 images,
+# --device gpu: train-ann (the short-budget recipe of diet_np/recipes.py: SGD Nesterov,
+# warm-up and cosine, LSUV), evaluate, convert (T_find 100 on 512 images,
 # unscaled, tested at T = 100), benchmarks/pick_scale.py (the threshold factor of SCALES,
 # default pick_scale's 0.7 to 0.3 in steps of 0.05, best at T = 5 on PICK_IMAGES training
 # images, default 2000), evaluate (T = 5), finetune (T = 5, lr DIET_LR, default 1e-4),

@@ -37,7 +37,7 @@ from .limits import check_bytes, check_fits
 from .outputs import check_output_file, check_output_folder, check_run_dir
 from .pipeline import (SHAPES_DEFAULT, convert_model, load_data, load_model, report,
                        require_learned, run_all, save_model, use_model_normalisation)
-from .recipes import ann_init, ann_recipe
+from .recipes import DEFAULT_RECIPE, RECIPES, ann_init, ann_recipe
 from .schedules import SCHEDULES
 from .training import (CHECKPOINT, PARAM_KINDS, TrainConfig, ann_config, diet_config, eval_batch,
                        evaluate, fit)
@@ -209,6 +209,16 @@ def build_parser():
     p.add_argument("--momentum", type=fraction, default=None,
                    help="SGD's momentum (default: the architecture's recipe, diet_np/recipes.py)")
     _dropout(p, None)
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=None,
+                   help=f"the ANN recipe the other flags change (default: {DEFAULT_RECIPE}; "
+                        "diet_np/recipes.py)")
+    p.add_argument("--warmup-epochs", type=int_at_least(0), default=None,
+                   help="epochs of linear warm-up before the schedule (0: none)")
+    p.add_argument("--clip-norm", type=float, default=None,
+                   help="cap the gradients' global norm at this (0: no clipping)")
+    p.add_argument("--lsuv-images", type=int_at_least(0), default=None,
+                   help="rescale the initial weights by LSUV on this many training images "
+                        "(0: none)")
 
     p = sub.add_parser("convert", help="ANN -> SNN with 99.7th-percentile thresholds")
     _common(p)
@@ -462,8 +472,12 @@ def _cmd_train_ann(args, explicit):
     check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
     if stored is not None and "arch" not in explicit:
         args.arch = stored.arch
+    if stored is not None and "recipe" in explicit:
+        raise ConfigError("--recipe chooses a new run's settings; a resumed run goes on with "
+                          "the ones stored in its checkpoint")
     base = TrainConfig.from_dict(stored.config) if stored else ann_config(
-        **ann_recipe(args.arch), eval_batch_size=_eval_batch_for(native_input_shape(args.arch)))
+        **ann_recipe(args.arch, args.recipe),
+        eval_batch_size=_eval_batch_for(native_input_shape(args.arch)))
     optimizer = args.optimizer or base.optimizer
     if "momentum" in explicit and optimizer != "sgd":
         raise ConfigError(f"--momentum is SGD's; this run uses {optimizer} (pass --optimizer sgd)")
@@ -471,13 +485,15 @@ def _cmd_train_ann(args, explicit):
                   explicit if stored else None, {
                       **_TRAINING_FLAGS, "weight_decay": ("weight_decay", _SAME),
                       "momentum": ("momentum", _SAME), "optimizer": ("optimizer", _SAME),
-                      "dropout": ("dropout", _two_rates)})
+                      "dropout": ("dropout", _two_rates),
+                      "warmup_epochs": ("warmup_epochs", _SAME),
+                      "clip_norm": ("clip_norm", _SAME), "lsuv_images": ("lsuv_images", _SAME)})
     xp = get_xp(args.device)
     _check_image_size(args.arch, args.dataset or (stored.data["name"] if stored else "shapes"))
     dataset = _data(args, stored.data if stored else None, source=f"the run in {args.out}")
     net = build_network(args.arch, dataset.num_classes)
     net.engine = args.engine
-    params = net.init_params(cfg.seed, xp, init=ann_init(args.arch))
+    params = net.init_params(cfg.seed, xp, init=ann_init(args.arch, args.recipe))
     fit(net, params, dataset, cfg, args.out, arch=args.arch, xp=xp, resume=args.resume,
         overwrite=args.overwrite, show_progress=not args.quiet)
 

@@ -253,10 +253,10 @@ class Neuron(Layer):
         return ops.relu_backward(dy, cache)
 
     def step(self, params, x, state, ctx):
-        if not ctx.snn:
-            return ops.relu_forward(x)[0]
         if ctx.observe is not None:
             ctx.observe(self.name, ctx.t, x)
+        if not ctx.snn:
+            return ops.relu_forward(x)[0]
         leak, threshold = self._lv(params)
         xp = array_module(x)
         m = state.get("m")

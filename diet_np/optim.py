@@ -36,6 +36,7 @@ from .backend import array_module
 from .engine import ENGINES
 from .errors import ConfigError, ParameterError, ParameterTypeError
 from .fast.adam import adam_update
+from .fast.parallel import pool_scope
 
 WEIGHT_SUFFIX = ".weight"
 LEAK_SUFFIX = ".leak"
@@ -367,3 +368,22 @@ def clamp_neuron_params(params: dict, min_threshold: float = 1e-3) -> None:
             array_module(p).clip(p, 0.0, 1.0, out=p)
         elif key.endswith(THRESHOLD_SUFFIX):
             array_module(p).maximum(p, min_threshold, out=p)
+
+
+def clip_grad_norm(grads: dict, max_norm: float):
+    """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``.
+
+    The norm is taken over all arrays together, ``sqrt(sum_k ||g_k||^2)``; when it
+    exceeds ``max_norm`` every gradient is multiplied by ``max_norm / norm`` (one
+    direction kept, its length capped), as ``torch.nn.utils.clip_grad_norm_``
+    does.  Returns the norm before clipping as a 0-d device array (no host sync).
+    """
+    max_norm = _check_real("max_norm", max_norm, low=0.0, low_open=True)
+    arrays = list(grads.values())
+    xp = array_module(*arrays)
+    with pool_scope(xp):                       # OpenBLAS one thread, as in every pass
+        norm = xp.sqrt(sum(xp.vdot(g.ravel(), g.ravel()) for g in arrays))
+    factor = xp.minimum(xp.asarray(1.0, dtype=norm.dtype), max_norm / (norm + 1e-6))
+    for g in arrays:
+        g *= factor.astype(g.dtype)
+    return norm

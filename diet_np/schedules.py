@@ -6,6 +6,12 @@ Epochs are counted from 0; ``lr_at(epoch)`` accepts any real ``epoch`` in
 * ANN training (authors): ``StepSchedule(1e-2, E)`` divides by 10 at 45%, 70% and
   90% of the epochs.
 * DIET fine-tuning (authors): ``StepSchedule(1e-4, E, milestones=(0.6, 0.8, 0.9))``.
+* The short-budget ANN recipe (:mod:`diet_np.recipes`): ``Warmup(CosineSchedule(0.05,
+  E - 2), 2)``, a linear rise over 2 epochs, then cosine over the rest.
+
+A schedule with ``per_step = True`` (:class:`Warmup`) is read at every training
+step (at the middle of the step, ``epoch + (i + 0.5) / steps``); the others once
+per epoch, at its start.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ def _check_epochs(total_epochs) -> int:
 
 
 class _Schedule:
+    per_step = False
+
     def __init__(self, base_lr, total_epochs):
         self.base_lr = _check_real("base_lr", base_lr, low=0.0)
         self.total_epochs = _check_epochs(total_epochs)
@@ -96,12 +104,41 @@ class CosineSchedule(_Schedule):
         return self.min_lr + (self.base_lr - self.min_lr) * cos
 
 
+class Warmup:
+    """A linear warm-up over ``warmup_epochs`` epochs, then ``schedule`` over the rest.
+
+    ``lr_at(t) = schedule.base_lr * t / warmup_epochs`` for ``t < warmup_epochs``,
+    then ``schedule.lr_at(t - warmup_epochs)``; ``total_epochs`` is the sum.  Read
+    per step, so the rate rises smoothly from near zero.
+    """
+    per_step = True
+
+    def __init__(self, schedule, warmup_epochs):
+        if not isinstance(schedule, _Schedule):
+            raise ValueError(f"Warmup wraps a schedule, got {schedule!r}")
+        self.schedule = schedule
+        self.warmup_epochs = _check_epochs(warmup_epochs)
+        self.base_lr = schedule.base_lr
+        self.total_epochs = schedule.total_epochs + self.warmup_epochs
+
+    def lr_at(self, epoch) -> float:
+        t = _check_real("epoch", epoch, low=0.0, high=float(self.total_epochs))
+        if t < self.warmup_epochs:
+            return self.base_lr * t / self.warmup_epochs
+        return self.schedule.lr_at(t - self.warmup_epochs)
+
+    def __repr__(self):
+        return f"Warmup({self.schedule!r}, warmup_epochs={self.warmup_epochs})"
+
+
 #: The schedules by name, as ``make_schedule`` and the CLI's ``--schedule`` take them.
 SCHEDULES = {"step": StepSchedule, "cosine": CosineSchedule, "constant": ConstantSchedule}
 
 
-def make_schedule(name: str, base_lr, total_epochs, **kw):
-    """Build a schedule by name: ``"step"``, ``"cosine"`` or ``"constant"``."""
+def make_schedule(name: str, base_lr, total_epochs, warmup_epochs=0, **kw):
+    """Build a schedule by name: ``"step"``, ``"cosine"`` or ``"constant"``, over
+    ``total_epochs`` epochs; with ``warmup_epochs`` > 0 the first of them are a
+    linear :class:`Warmup` and the named schedule runs over the rest."""
     key = name.strip().lower() if isinstance(name, str) else None
     if key not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
@@ -112,4 +149,10 @@ def make_schedule(name: str, base_lr, total_epochs, **kw):
     if unknown:
         raise ValueError(f"schedule {name!r} got unknown argument(s) {', '.join(unknown)}; "
                          f"it takes {', '.join(allowed) if allowed else 'none'}")
-    return cls(base_lr, total_epochs, **kw)
+    if not warmup_epochs:
+        return cls(base_lr, total_epochs, **kw)
+    warmup = _check_epochs(warmup_epochs)
+    if warmup >= _check_epochs(total_epochs):
+        raise ValueError(f"a warm-up of {warmup} epochs leaves none of {total_epochs} for "
+                         f"the {key} schedule")
+    return Warmup(cls(base_lr, total_epochs - warmup, **kw), warmup)

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import array_module, default_rng, to_host
+from .backend import array_module, default_rng, to_device, to_host
 from .checkpoint import check_compatible
-from .data import check_labeled_images, iterate_batches, num_batches
+from .data import check_labeled_images, iterate_batches, normalize, num_batches
 from .engine import get_engine
 from .errors import ChanceLevelError, ConfigError, DivergenceError, RunError, chance_level
 from .limits import check_fits
@@ -40,7 +40,8 @@ from .encoding import ENCODINGS
 from .metrics import network_spike_rate, spike_rates
 from .model_file import data_conflicts, data_record, first_non_finite, read_model, write_model
 from .ops import softmax_cross_entropy
-from .optim import clamp_neuron_params, make_optimizer
+from .lsuv import lsuv_init
+from .optim import clamp_neuron_params, clip_grad_norm, make_optimizer
 from .outputs import prepare_run_dir, writing
 from .progress import progress
 from .records import RunLog, plot_curves
@@ -54,7 +55,8 @@ PARAM_KINDS = ("weight", "leak", "threshold")
 
 #: Fields added to :class:`TrainConfig` after checkpoints were first written, with
 #: the value every earlier run had.
-ADDED_FIELDS = {"encoding": "direct", "learn": PARAM_KINDS, "neuron_lr_factor": 1.0}
+ADDED_FIELDS = {"encoding": "direct", "learn": PARAM_KINDS, "neuron_lr_factor": 1.0,
+                "nesterov": False, "warmup_epochs": 0, "clip_norm": 0.0, "lsuv_images": 0}
 LOG = "log.jsonl"
 CURVES = "curves.png"
 
@@ -83,6 +85,12 @@ class TrainConfig:
     encoding: str = "direct"             # SNN input: "direct" (the paper's) or "rate"
     learn: tuple = PARAM_KINDS           # which parameter kinds the optimiser updates
     neuron_lr_factor: float = 1.0        # leaks and thresholds step at lr x this factor
+    nesterov: bool = False               # SGD with Nesterov momentum (Adam ignores it)
+    warmup_epochs: int = 0               # a linear warm-up before the schedule (per step);
+                                         # at most half the epochs (none in a 1-epoch run)
+    clip_norm: float = 0.0               # gradients' global norm capped at this (0: never)
+    lsuv_images: int = 0                 # a new run's weights rescaled by LSUV on this many
+                                         # training images (diet_np/lsuv.py; 0: never)
 
     def validate(self):
         """Raise a clear ConfigError for an invalid hyper-parameter."""
@@ -121,6 +129,18 @@ class TrainConfig:
              f"{PARAM_KINDS}; got {self.learn!r}"),
             (_is_real(self.neuron_lr_factor) and 0 < self.neuron_lr_factor < math.inf,
              f"neuron_lr_factor must be a finite number > 0; got {self.neuron_lr_factor!r}"),
+            (isinstance(self.nesterov, bool), f"nesterov must be True or False; got {self.nesterov!r}"),
+            (not self.nesterov or self.optimizer != "sgd" or self.momentum > 0,
+             "SGD's Nesterov momentum needs momentum > 0"),
+            (_is_int(self.warmup_epochs) and self.warmup_epochs >= 0,
+             f"warmup_epochs must be an integer >= 0; got {self.warmup_epochs!r}"),
+            (isinstance(self.clip_norm, (int, float)) and not isinstance(self.clip_norm, bool)
+             and 0 <= self.clip_norm < float("inf"),
+             f"clip_norm must be a finite number >= 0 (0: no clipping); got {self.clip_norm!r}"),
+            (_is_int(self.lsuv_images) and self.lsuv_images >= 0,
+             f"lsuv_images must be an integer >= 0 (0: no LSUV); got {self.lsuv_images!r}"),
+            (self.mode == "ann" or not self.lsuv_images,
+             "LSUV initialises an ANN: lsuv_images must be 0 in mode 'snn'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -181,7 +201,8 @@ def run_optimizer(cfg, engine=None):
     update, ``"reference"`` or ``"fast"``; None: the default)."""
     shared = dict(weight_decay=cfg.weight_decay, neuron_lr_factor=cfg.neuron_lr_factor)
     if cfg.optimizer == "sgd":
-        return make_optimizer("sgd", cfg.lr, momentum=cfg.momentum, **shared)
+        return make_optimizer("sgd", cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                              **shared)
     return make_optimizer(cfg.optimizer, cfg.lr, engine=engine, amsgrad=cfg.amsgrad, **shared)
 
 
@@ -202,6 +223,8 @@ def train_step(net, params, opt, x, y, *, cfg, rng, lr):
     loss, dlogits = softmax_cross_entropy(logits, y, check=False)   # labels checked per run
     grads = net.backward(params, dlogits, trace)
     keys = trained_keys(net, cfg)
+    if cfg.clip_norm:
+        clip_grad_norm({k: grads[k] for k in keys}, cfg.clip_norm)
     opt.step({k: params[k] for k in keys}, {k: grads[k] for k in keys}, lr=lr)
     if cfg.mode == "snn":
         clamp_neuron_params(params)                     # Eq. 15
@@ -320,7 +343,10 @@ def _note(message: str) -> None:
 
 
 def _schedule(cfg):
-    return make_schedule(cfg.schedule, cfg.lr, cfg.epochs, **(
+    """The run's rate schedule; its warm-up takes at most half the epochs, so that a
+    short run of a warm-up recipe still has its schedule."""
+    warmup = min(cfg.warmup_epochs, cfg.epochs // 2)
+    return make_schedule(cfg.schedule, cfg.lr, cfg.epochs, warmup, **(
         {"milestones": tuple(cfg.milestones)} if cfg.schedule == "step" else {}))
 
 
@@ -402,6 +428,11 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
         _note(f"resumed {ckpt_path} after epoch {start} of {cfg.epochs}")
     elif resume:
         _note(f"no checkpoint in {run_dir} yet: the run starts at epoch 1")
+    if start == 0 and cfg.lsuv_images:
+        images = normalize(dataset.x_train[:cfg.lsuv_images], dataset.mean, dataset.std)
+        factors = lsuv_init(net, params, to_device(images, xp))
+        _note(f"LSUV on the first {len(images)} training images: weights x "
+              + " ".join(f"{f:.3g}" for f in factors.values()))
     opt = run_optimizer(cfg, engine=get_engine(net.engine).name)
     if state is not None:
         opt.load_state_dict(state)
@@ -427,11 +458,12 @@ def train_epoch(net, params, run: Run, dataset, epoch, xp, show_progress=True) -
     (rate used, training loss and accuracy, seconds).  Stops with
     :class:`DivergenceError` at the first non-finite loss."""
     cfg = run.cfg
-    lr = run.schedule.lr_at(epoch)
+    n = num_batches(len(dataset.x_train), cfg.batch_size)
+    per_step = run.schedule.per_step
+    lr = run.schedule.lr_at(epoch + 0.5 / n if per_step else epoch)   # the epoch's first rate
     host_rng = np.random.default_rng([cfg.seed, epoch])
     dropout_rng = default_rng(xp, cfg.seed * 1_000_003 + epoch)
     dtype = params[next(iter(params))].dtype
-    n = num_batches(len(dataset.x_train), cfg.batch_size)
     batches = iterate_batches(dataset.x_train, dataset.y_train, cfg.batch_size, xp,
                               shuffle=True, rng=host_rng, augment=cfg.augment,
                               mean=dataset.mean, std=dataset.std)
@@ -442,8 +474,9 @@ def train_epoch(net, params, run: Run, dataset, epoch, xp, show_progress=True) -
     seen = 0
     pending = []
     for i, (xb, yb) in enumerate(bar):
+        step_lr = run.schedule.lr_at(epoch + (i + 0.5) / n) if per_step else lr
         loss, right = train_step(net, params, run.opt, xb.astype(dtype, copy=False), yb,
-                                 cfg=cfg, rng=dropout_rng, lr=lr)
+                                 cfg=cfg, rng=dropout_rng, lr=step_lr)
         loss_sum = loss_sum + loss * len(yb)
         correct = correct + right
         seen += len(yb)

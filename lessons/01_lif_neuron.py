@@ -17,7 +17,7 @@
 # This lesson takes one of them apart:
 #
 # 1. from the continuous membrane equation (Eq. 1) to the discrete update the network
-#    uses (Eq. 2), and where the leak `lambda = exp(-dt/tau_m)` comes from;
+#    uses (Eq. 2), and where the leak $\lambda = e^{-\Delta t/\tau_m}$ comes from;
 # 2. a membrane trace with threshold, spikes and the soft reset (Eq. 3–5);
 # 3. what the leak does;
 # 4. soft reset (subtract the threshold) against reset to zero;
@@ -35,6 +35,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from diet_np.lessons.common import QUICK, plt, save  # quick mode, saving figures
+from diet_np.lessons.figures import lines, membrane_trace
 from diet_np.lif import lif_step
 
 print("quick mode" if QUICK else "full mode")
@@ -42,31 +43,31 @@ print("quick mode" if QUICK else "full mode")
 # %% [markdown]
 # ## 1. From the membrane equation to a discrete update (Eq. 1 → Eq. 2)
 #
-# A neuron's membrane potential `u` relaxes towards its resting value `u_rest` with
-# time constant `tau_m`, and is pushed by an input current `I` through a resistance `R`
+# A neuron's membrane potential $u$ relaxes towards its resting value `u_rest` with
+# time constant $\tau_m$, and is pushed by an input current $I$ through a resistance $R$
 # (Eq. 1):
 #
 # $$\tau_m \frac{du}{dt} = -(u - u_\text{rest}) + R\, I(t) \qquad \text{(Eq. 1)}$$
 #
-# Take `u_rest = 0` and hold `I` constant over one step of length `dt`. The equation
+# Take $u_{rest} = 0$ and hold $I$ constant over one step of length $\Delta t$. The equation
 # is then linear with the exact solution
 #
 # $$u(t + \Delta t) = e^{-\Delta t/\tau_m}\, u(t) + \left(1 - e^{-\Delta t/\tau_m}\right) R\, I$$
 #
-# i.e. one step multiplies the old potential by the **leak** `lambda = exp(-dt/tau_m)`
+# i.e. one step multiplies the old potential by the **leak** $\lambda = e^{-\Delta t/\tau_m}$
 # and adds a scaled input. (Forward Euler gives the first-order approximation
-# `lambda = 1 - dt/tau_m`.) A network never needs `R` or `(1 - lambda)` separately:
+# $\lambda = 1 - \Delta t/\tau_m$.) A network never needs $R$ or $(1 - \lambda)$ separately:
 # they are absorbed into the synaptic weights that make the current, so the discrete
 # neuron of the paper is simply (Eq. 2, before any firing)
 #
 # $$u^t = \lambda\, u^{t-1} + I^t$$
 #
-# and DIET-SNN learns `lambda` directly, one scalar per layer. `lambda = 1` is the
+# and DIET-SNN learns $\lambda$ directly, one scalar per layer. $\lambda = 1$ is the
 # non-leaky integrate-and-fire (IF) neuron used right after ANN-to-SNN conversion.
 #
 # The cell below integrates Eq. 1 exactly and checks that the discrete update with
-# `lambda = exp(-dt/tau_m)` lands exactly on the continuous curve at every step, while
-# Euler's `lambda = 1 - dt/tau_m` is only close.
+# $\lambda = e^{-\Delta t/\tau_m}$ lands exactly on the continuous curve at every step, while
+# Euler's $\lambda = 1 - \Delta t/\tau_m$ is only close.
 
 # %%
 tau_m, dt, R, I_const = 10.0, 2.0, 1.0, 1.5        # ms, ms, arbitrary units
@@ -92,12 +93,12 @@ assert err_euler > 1e-3, "Euler's leak is only an approximation"
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
 ax.plot(t_fine, u_continuous, "k-", lw=1.5, label="Eq. 1, continuous")
-ax.plot(t_steps, u_exact, "o", color="C0", label=f"Eq. 2, lambda = exp(-dt/tau_m) = {leak_exact:.3f}")
-ax.plot(t_steps, u_euler, "s", mfc="none", color="C3",
-        label=f"Eq. 2, lambda = 1 - dt/tau_m = {leak_euler:.3f}")
-ax.set_xlabel("time (ms)")
-ax.set_ylabel("membrane potential u")
-ax.set_title(f"Discretising the membrane equation (tau_m = {tau_m:g} ms, dt = {dt:g} ms, no firing)")
+ax.plot(t_steps, u_exact, "o",
+        label=rf"Eq. 2, $\lambda = e^{{-\Delta t/\tau_m}}$ = {leak_exact:.3f}")
+ax.plot(t_steps, u_euler, "s", mfc="none",
+        label=rf"Eq. 2, $\lambda = 1 - \Delta t/\tau_m$ = {leak_euler:.3f}")
+ax.set(xlabel="time (ms)", ylabel="membrane potential $u$",
+       title=rf"Discretising Eq. 1 ($\tau_m$ = {tau_m:g} ms, $\Delta t$ = {dt:g} ms, no firing)")
 ax.legend(loc="lower right")
 save(fig, "01_discretisation")
 
@@ -126,7 +127,7 @@ assert err_ivp < 1e-8, "the exponential leak must match the ODE solver at every 
 # %% [markdown]
 # ## 2. Threshold, spike and soft reset (Eq. 2–5)
 #
-# Per time step `t` the DIET neuron does four things (`m^0 = 0`):
+# Per time step $t$ the DIET neuron does four things ($m^0 = 0$):
 #
 # $$\begin{aligned}
 # u^t &= \lambda\, m^{t-1} + I^t && \text{(Eq. 2, integrate)}\\
@@ -136,8 +137,8 @@ assert err_ivp < 1e-8, "the exponential leak must match the ODE solver at every 
 # m^t &= u^t - v\, o^t && \text{(Eq. 5, soft reset: subtract the threshold)}
 # \end{aligned}$$
 #
-# `u^t` is the potential after integration and before the reset; `m^t` the one after.
-# The spike `o^t` is sent to the next layer **in the same step** `t`. The library's
+# $u^t$ is the potential after integration and before the reset; $m^t$ the one after.
+# The spike $o^t$ is sent to the next layer **in the same step** $t$. The library's
 # `lif_step(current, m_prev, leak, threshold)` performs exactly these lines and returns
 # `(spike, m, u)`.
 #
@@ -145,11 +146,12 @@ assert err_ivp < 1e-8, "the exponential leak must match the ODE solver at every 
 
 # %%
 edge_spikes, _, edge_u = lif_step(np.array([1.0, 1.0 + 1e-9]), np.zeros(2), 1.0, 1.0)
-print("u =", edge_u, "-> spikes", edge_spikes.astype(int))
+print(f"u = {edge_u[0]:.12f} -> spike {int(edge_spikes[0])};  "
+      f"u = {edge_u[1]:.12f} (above by {edge_u[1] - 1.0:.0e}) -> spike {int(edge_spikes[1])}")
 assert edge_spikes.tolist() == [False, True]
 
 # %% [markdown]
-# Now a trace: a neuron with `lambda = 0.95`, `v = 1`, driven by a current that is off,
+# Now a trace: a neuron with $\lambda = 0.95$, $v = 1$, driven by a current that is off,
 # then weak, then stronger. Weak input charges the membrane slowly and the leak fights
 # it; stronger input makes it fire regularly. After each spike the threshold is
 # subtracted, so whatever the potential had *above* the threshold is kept.
@@ -174,40 +176,22 @@ np.testing.assert_allclose(m_trace, u_trace - threshold * spikes_trace)    # sof
 n_trace_spikes = int(spikes_trace.sum())
 print(f"{n_trace_spikes} spikes at steps t = {(np.flatnonzero(spikes_trace) + 1).tolist()}")
 
-fig, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True,
-                         gridspec_kw={"height_ratios": [1, 2.5, 0.8]})
-steps_axis = np.arange(1, T_trace + 1)
-axes[0].step(steps_axis, current, where="mid", color="C2")
-axes[0].set_ylabel("input I^t")
-axes[0].set_title(f"One LIF neuron, leak {leak}, threshold {threshold}")
-# The path the potential takes: up to u^t by integration, down to m^t by the reset.
-path_t = np.repeat(steps_axis, 2)
-path_v = np.column_stack([u_trace, m_trace]).ravel()
-axes[1].plot(path_t, path_v, "-", color="0.6", lw=1)
-axes[1].plot(steps_axis, u_trace, ".", color="C0", label="u^t (after integration, Eq. 2)")
-axes[1].plot(steps_axis[spikes_trace], m_trace[spikes_trace], "v", color="C3", ms=5,
-             label="m^t = u^t - v after a spike (Eq. 5)")
-axes[1].axhline(threshold, color="k", ls="--", lw=1, label="threshold v")
-axes[1].set_ylabel("membrane potential")
-axes[1].legend(loc="upper left", fontsize=8)
-axes[2].vlines(steps_axis[spikes_trace], 0, 1, color="C3")
-axes[2].set_yticks([])
-axes[2].set_ylabel("spikes o^t")
-axes[2].set_xlabel("time step t")
+fig = membrane_trace(current, u_trace, m_trace, spikes_trace, threshold,
+                     f"One LIF neuron, leak {leak}, threshold {threshold}")
 save(fig, "01_membrane_trace")
 
 # %% [markdown]
-# Each vertical drop is a soft reset: the potential falls by exactly `v`, from `u^t` to
-# `m^t` (red triangles), and the next step starts from `lambda m^t`. Where no spike
-# occurs, `m^t = u^t`.
+# Each vertical drop is a soft reset: the potential falls by exactly $v$, from $u^t$ to
+# $m^t$ (red triangles), and the next step starts from $\lambda m^t$. Where no spike
+# occurs, $m^t = u^t$.
 #
 # ## 3. What the leak does
 #
-# Feed the same constant current `I = 0.1` to three neurons that differ only in their
-# leak. Without leak (`lambda = 1`) the potential grows by `I` every step and the neuron
+# Feed the same constant current $I = 0.1$ to three neurons that differ only in their
+# leak. Without leak ($\lambda = 1$) the potential grows by $I$ every step and the neuron
 # fires every `v / I` steps on average. With a leak, the potential can only climb to the
-# fixed point of `u = lambda u + I`, i.e. `I / (1 - lambda)`: for `lambda = 0.95` that
-# is 2 (above threshold: it fires, but less often), for `lambda = 0.85` it is 0.67, below
+# fixed point of $u = \lambda u + I$, i.e. $I / (1 - \lambda)$: for $\lambda = 0.95$ that
+# is 2 (above threshold: it fires, but less often), for $\lambda = 0.85$ it is 0.67, below
 # the threshold, so that neuron never fires at all.
 
 # %%
@@ -228,27 +212,24 @@ for lam, c in zip(leaks, counts_leak):
 assert counts_leak[0] > counts_leak[1] > counts_leak[2] == 0
 
 fig, ax = plt.subplots(figsize=(8, 3.6))
-for k, lam in enumerate(leaks):
-    ax.plot(np.arange(1, T_leak + 1), u_leak[k], color=f"C{k}",
-            label=f"lambda = {lam} ({counts_leak[k]} spikes)")
-ax.axhline(1.0, color="k", ls="--", lw=1, label="threshold v = 1")
+lines(ax, np.arange(1, T_leak + 1),
+      {rf"$\lambda$ = {lam} ({counts_leak[k]} spikes)": u_leak[k] for k, lam in enumerate(leaks)},
+      "time step $t$", "$u^t$", f"Same input current $I$ = {I_leak}, three leaks", legend=False)
+ax.axhline(1.0, color="k", ls="--", lw=1, label="threshold $v = 1$")
 ax.axhline(I_leak / (1 - 0.85), color="C2", ls=":", lw=1,
-           label="fixed point I/(1-lambda) for lambda = 0.85")
-ax.set_xlabel("time step t")
-ax.set_ylabel("u^t")
-ax.set_title(f"Same input current I = {I_leak}, three leaks")
+           label=r"fixed point $I/(1-\lambda)$ for $\lambda = 0.85$")
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 save(fig, "01_leak")
 
 # %% [markdown]
 # ## 4. Soft reset against reset to zero
 #
-# Many SNN models reset the membrane to zero after a spike: `m^t = u^t (1 - o^t)`.
+# Many SNN models reset the membrane to zero after a spike: $m^t = u^t (1 - o^t)$.
 # DIET-SNN subtracts the threshold instead (Eq. 5), which keeps the part of the
 # potential that overshot the threshold. For a non-leaky neuron and a constant current
-# this makes the spike count almost exactly proportional to the input: after `T` steps
-# the total charge `T I` equals `v` times the spike count plus what is left on the
-# membrane (which lies between 0 and `v`, as long as `I < v`), so
+# this makes the spike count almost exactly proportional to the input: after $T$ steps
+# the total charge `T I` equals $v$ times the spike count plus what is left on the
+# membrane (which lies between 0 and $v$, as long as $I < v$), so
 #
 # $$\text{count} = \frac{T I}{v} - \frac{m^T}{v}, \quad 0 \le m^T \le v
 #   \quad\Longrightarrow\quad \left|\text{count} - \frac{T I}{v}\right| \le 1.$$
@@ -294,17 +275,19 @@ assert soft_error <= 1.0 + 1e-9   # (floating-point slack)
 assert np.all(count_zero <= count_soft) and gap.max() > 0.2
 
 fig, ax = plt.subplots(figsize=(7, 4))
-ax.plot(currents, count_soft / T_rate, color="C0", label="soft reset (Eq. 5): m = u - v o")
-ax.plot(currents, count_zero / T_rate, color="C3", label="reset to zero: m = u (1 - o)")
-ax.plot(currents, np.minimum(currents, 1.0), "k:", lw=1, label="I / v (capped at 1)")
-ax.set_xlabel("constant input current I (threshold v = 1, leak 1)")
-ax.set_ylabel(f"spikes per step (over T = {T_rate})")
-ax.set_title("Soft reset keeps the rate proportional to the input")
-ax.legend(fontsize=8)
+lines(ax, currents, {"soft reset (Eq. 5): $m = u - v\\,o$": count_soft / T_rate,
+                     "reset to zero: $m = u\\,(1 - o)$": count_zero / T_rate,
+                     "$I / v$ (capped at 1)": np.minimum(currents, 1.0)},
+      "constant input current $I$ (threshold $v = 1$, leak 1)",
+      f"spikes per step (over $T$ = {T_rate})",
+      "Soft reset keeps the rate proportional to the input",
+      styles={"soft reset (Eq. 5): $m = u - v\\,o$": {"color": "C0"},
+              "reset to zero: $m = u\\,(1 - o)$": {"color": "C3"},
+              "$I / v$ (capped at 1)": {"color": "k", "ls": ":", "lw": 1}})
 save(fig, "01_soft_vs_zero_reset")
 
 # %% [markdown]
-# Above `I = v` both neurons fire at every step and saturate at one spike per step:
+# Above $I = v$ both neurons fire at every step and saturate at one spike per step:
 # a neuron can emit at most one spike per step. With soft reset the surplus then piles
 # up on the membrane (it grows by `I - v` per step), which is why a very strong input
 # does not fire "harder".
@@ -312,10 +295,10 @@ save(fig, "01_soft_vs_zero_reset")
 # ### Aside: the paper's one-line form
 #
 # The paper writes the neuron as one line,
-# `u^t = lambda u^{t-1} + sum_j w_ij o_j^t - v o^{t-1}`, whereas the authors' code (and
+# $u^t = \lambda u^{t-1} + \sum_j w_{ij} o_j^t - v o^{t-1}$, whereas the authors' code (and
 # this library) does Eq. 2 + 5. Substituting Eq. 5 into Eq. 2 gives
-# `u^t = lambda u^{t-1} - lambda v o^{t-1} + I^t`: in Eq. 2 + 5 the subtracted threshold
-# is multiplied by the leak, in the one-line form it is not. With `lambda = 1` the two
+# $u^t = \lambda u^{t-1} - \lambda v o^{t-1} + I^t$: in Eq. 2 + 5 the subtracted threshold
+# is multiplied by the leak, in the one-line form it is not. With $\lambda = 1$ the two
 # are identical; with a leak they differ. The check below runs both forms on the same
 # random input.
 
@@ -357,12 +340,12 @@ assert form_difference > 0.01
 #
 # For a constant current the rate curve summarises the neuron:
 #
-# * **Leak** (left): with `lambda < 1` the neuron stays silent until the fixed point
-#   `I / (1 - lambda)` exceeds `v`, i.e. below the current `I = v (1 - lambda)` (dotted
+# * **Leak** (left): with $\lambda < 1$ the neuron stays silent until the fixed point
+#   $I / (1 - \lambda)$ exceeds $v$, i.e. below the current $I = v (1 - \lambda)$ (dotted
 #   lines); above it the rate rises towards the IF neuron's `I / v` line. A smaller
 #   leak raises this minimum current and lowers the rate.
 # * **Threshold** (right): for an IF neuron the rate is `I / v` (up to one spike over
-#   `T` steps): the threshold sets the slope, i.e. the gain of the neuron.
+#   $T$ steps): the threshold sets the slope, i.e. the gain of the neuron.
 #
 # DIET-SNN learns both per layer, which lets each layer tune how many spikes it needs
 # to pass on its information (lesson 4).
@@ -390,31 +373,57 @@ assert all(np.all(rate_by_leak[a] >= rate_by_leak[b])
            for a, b in zip(curve_leaks, curve_leaks[1:]))
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-for k, lam in enumerate(curve_leaks):
-    ax1.plot(currents, rate_by_leak[lam], color=f"C{k}", label=f"lambda = {lam}")
-    if lam < 1:
-        ax1.axvline(1.0 - lam, color=f"C{k}", ls=":", lw=1)
-ax1.set_xlabel("constant input current I")
-ax1.set_ylabel(f"spikes per step (T = {T_curve})")
-ax1.set_title("Leak (threshold v = 1); dotted: I = v (1 - lambda)")
-ax1.legend(fontsize=8)
-for k, v in enumerate(curve_thresholds):
-    ax2.plot(currents, rate_by_threshold[v], color=f"C{k}", label=f"v = {v}")
-ax2.set_xlabel("constant input current I")
-ax2.set_title("Threshold (leak 1): rate = I / v")
-ax2.legend(fontsize=8)
+lines(ax1, currents, {rf"$\lambda$ = {lam}": rate_by_leak[lam] for lam in curve_leaks},
+      "constant input current $I$", f"spikes per step ($T$ = {T_curve})",
+      r"Leak (threshold $v = 1$); dotted: $I = v\,(1 - \lambda)$")
+for k, lam in enumerate(curve_leaks[1:], 1):
+    ax1.axvline(1.0 - lam, color=f"C{k}", ls=":", lw=1)
+lines(ax2, currents, {f"$v$ = {v}": rate_by_threshold[v] for v in curve_thresholds},
+      "constant input current $I$", "", "Threshold (leak 1): rate $= I / v$")
 save(fig, "01_rate_curves")
 
 # %% [markdown]
 # ## Summary
 #
-# * Eq. 1 discretised exactly gives `u^t = lambda u^{t-1} + I^t` with
-#   `lambda = exp(-dt/tau_m)`; the input scale is absorbed into the weights.
+# * Eq. 1 discretised exactly gives $u^t = \lambda u^{t-1} + I^t$ with
+#   $\lambda = e^{-\Delta t/\tau_m}$; the input scale is absorbed into the weights.
 # * Eq. 2–5: integrate, normalise by the threshold, fire if strictly above it, subtract
 #   the threshold. `diet_np.lif.lif_step` does exactly this.
-# * The leak caps the potential at `I / (1 - lambda)` and silences weak inputs.
+# * The leak caps the potential at $I / (1 - \lambda)$ and silences weak inputs.
 # * The soft reset keeps the spike count within one spike of `T I / v` for an IF
 #   neuron; reset to zero loses the overshoot at every spike.
-# * The threshold sets the gain (`rate = I / v`), the leak the minimum current to fire.
+# * The threshold sets the gain ($\text{rate} = I / v$), the leak the minimum current to fire.
 #
-# **Next:** lesson 2 asks how a gradient can pass through `o = H(z)`.
+# ## Exercises
+#
+# 1. What is the smallest constant current that ever makes a neuron with
+#    $\lambda = 0.9$ and $v = 1$ fire? *Answer:* any $I > v\,(1 - \lambda) = 0.1$: the
+#    fixed point $I/(1-\lambda)$ must lie strictly above $v$. The code below checks both
+#    sides with `lif_step` over 500 steps.
+# 2. Halve $\Delta t$ at fixed $\tau_m$. How must $\lambda$ change so that the neuron
+#    forgets at the same rate in milliseconds? *Answer:* $\lambda \to \sqrt{\lambda}$,
+#    since $e^{-\Delta t/(2\tau_m)} = \big(e^{-\Delta t/\tau_m}\big)^{1/2}$; Euler's
+#    $1 - \Delta t/\tau_m$ has no such property.
+# 3. With reset to zero, a current $I$ just below $v$ fires only every second step
+#    (section 4). Explain with the overshoot $u^t - v$ what the soft reset keeps.
+#    *Hint:* follow $m^t$ for $I = 0.99$ over four steps with both resets.
+#
+# ### Answer to 1
+
+# %%
+def fires(I, lam=0.9, v=1.0, steps=500):
+    """Whether a neuron fed the constant current I fires within ``steps`` steps."""
+    m = np.zeros(1)
+    for _ in range(steps):
+        spike, m, _ = lif_step(np.array([I]), m, lam, v)
+        if spike[0]:
+            return True
+    return False
+
+
+exercise_onset = {I: fires(I) for I in (0.099, 0.1, 0.102)}
+print("fires within 500 steps:", exercise_onset)
+assert exercise_onset == {0.099: False, 0.1: False, 0.102: True}
+
+# %% [markdown]
+# **Next:** lesson 2 asks how a gradient can pass through $o = H(z)$.

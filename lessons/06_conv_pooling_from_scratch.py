@@ -13,8 +13,8 @@
 # %% [markdown]
 # # Lesson 6: convolution and pooling from scratch
 #
-# In a convolutional DIET-SNN the input current of layer `l` is a convolution of the
-# previous layer's (pooled) spikes, `I_l^t = W_l * g(o_{l-1}^t)`, with 3x3 kernels,
+# In a convolutional DIET-SNN the input current of layer $l$ is a convolution of the
+# previous layer's (pooled) spikes, $I_l^t = W_l \ast g(o_{l-1}^t)$, with 3x3 kernels,
 # stride 1, padding 1 and no bias; between blocks sits 2x2 average pooling. Time is
 # folded into the batch (`T*B` images), so these are ordinary image operations. This
 # lesson builds them from nothing and holds them against the library:
@@ -49,8 +49,8 @@ print("quick mode" if QUICK else "full mode")
 # %% [markdown]
 # ## 1. The naive convolution
 #
-# Input `x: (N, C, H, W)`, weights `w: (C_out, C, kh, kw)`, stride `s`, zero padding
-# `p`. Output `(N, C_out, Ho, Wo)` with
+# Input `x: (N, C, H, W)`, weights `w: (C_out, C, kh, kw)`, stride $s$, zero padding
+# $p$. Output `(N, C_out, Ho, Wo)` with
 #
 #     Ho = (H + 2p - kh) // s + 1      (and the same for Wo)
 #     out[n, o, y, x] = sum_{c, i, j} w[o, c, i, j] * xpad[n, c, y*s + i, x*s + j]
@@ -190,7 +190,7 @@ for (r, cidx), value in np.ndenumerate(tiny_col):
 ax2.set_xticks(range(4), ["(0,0)", "(0,1)", "(1,0)", "(1,1)"])
 ax2.set_yticks(range(9), [f"i={i},j={j}" for i in range(3) for j in range(3)])
 ax2.set_xlabel("output pixel (y, x)")
-ax2.set_title("col = im2col(x): 9 x 4")
+ax2.set_title(r"col = im2col($x$): $9 \times 4$")
 for ax in (ax1, ax2):
     ax.grid(False)
 ax1.set_xticks([]), ax1.set_yticks([])
@@ -245,16 +245,16 @@ assert coverage[0, 0, 0, 0] == 4 and coverage[0, 0, 0, 2] == 6 and coverage[0, 0
 # %% [markdown]
 # ## 4. The backward pass of the convolution
 #
-# Write the forward as `out2d = W2 col` with `W2 = w.reshape(C_out, -1)` and
-# `col = im2col(x)`. Given `dout` (reshaped the same way as `out2d`, i.e. to
+# Write the forward as $\mathrm{out} = W_2\, \mathrm{col}$ with `W2 = w.reshape(C_out, -1)` and
+# $\mathrm{col} = \mathrm{im2col}(x)$. Given `dout` (reshaped the same way as `out2d`, i.e. to
 # `(C_out, N*Ho*Wo)`), the matrix product rule gives
 #
 #     dW2  = dout2d @ col^T           -> dw = dW2.reshape(w.shape)   (Eq. 12's dW)
 #     dcol = W2^T @ dout2d
 #     dx   = col2im(dcol)                                           (the adjoint of im2col)
 #
-# `dx` is the gradient handed to the previous layer (in the SNN: to the previous
-# layer's spikes at the same step). The first layer, fed by the image, needs no `dx`;
+# $dx$ is the gradient handed to the previous layer (in the SNN: to the previous
+# layer's spikes at the same step). The first layer, fed by the image, needs no $dx$;
 # the library skips it there (`need_dx=False`).
 
 # %%
@@ -287,7 +287,7 @@ for case in conv_cases:
 assert max(conv_grad_errors) < 1e-8
 
 # %% [markdown]
-# The convolution is linear in `x` and in `w`, so central differences are exact up to
+# The convolution is linear in $x$ and in $w$, so central differences are exact up to
 # rounding, and the errors are at the 1e-10 level or below: far inside the `1e-8`
 # asserted here.
 #
@@ -408,7 +408,7 @@ ax.set_yscale("log")
 ax.set_xticks(sides, [str(s) for s in sides])
 ax.set_xlabel("image side (pixels)")
 ax.set_ylabel("time per call (ms, log scale)")
-ax.set_title(f"3x3 conv, pad 1, {batch} images, 3 -> 16 channels")
+ax.set_title(f"3x3 conv, pad 1, {batch} images, 3 $\\to$ 16 channels")
 ax.legend(fontsize=8)
 save(fig, "06_conv_timing")
 
@@ -425,17 +425,19 @@ save(fig, "06_conv_timing")
 #
 # im2col spends 9 multiply-adds per output pixel and input channel. For the 3x3, stride-1,
 # padding-1 convolutions of a VGG, the fast engine's CPU path (`diet_np/fast/winograd.py`)
-# does 4. The idea, in one dimension: two outputs of a 3-tap filter `g` over four inputs
-# `d` take 6 products directly, but only 4 this way (Winograd's minimal filtering F(2, 3)):
+# does 4. The idea, in one dimension: two outputs of a 3-tap filter $g$ over four inputs
+# $d$ take 6 products directly, but only 4 this way (Winograd's minimal filtering F(2, 3)):
 #
 #     m1 = (d0 - d2) g0            m2 = (d1 + d2) (g0 + g1 + g2) / 2
 #     m4 = (d1 - d3) g2            m3 = (d2 - d1) (g0 - g1 + g2) / 2
 #     y0 = m1 + m2 + m3            y1 = m2 - m3 - m4
 #
-# The sums on the `g` side depend only on the weights, computed once per step; those on
-# the `d` side are additions. In matrix form `y = A^T [(G g) . (B^T d)]`, and nested in
-# two dimensions, `Y = A^T [(G g G^T) . (B^T D B)] A` for a 4x4 input tile `D` and a 2x2
-# output tile `Y`: 16 products instead of 36. Summed over input channels, each of the 16
+# The sums on the $g$ side depend only on the weights, computed once per step; those on
+# the $d$ side are additions. In matrix form $y = A^{\top} \big[(G g) \odot (B^{\top} d)\big]$,
+# and nested in
+# two dimensions, $Y = A^{\top} \big[(G g G^{\top}) \odot (B^{\top} D B)\big] A$ for a 4x4
+# input tile $D$ and a 2x2
+# output tile $Y$: 16 products instead of 36. Summed over input channels, each of the 16
 # element-wise products becomes a matrix product over all tiles at once, which is where
 # BLAS comes back in. The backward pass runs the same transforms transposed.
 
@@ -480,11 +482,37 @@ assert max(winograd_gaps) < 1e-12
 #   reshaped weight, and filling it takes `kh*kw` strided slice copies.
 # * col2im is its adjoint (not its inverse): it adds the columns back, counting each
 #   pixel once per window that covers it.
-# * Backward: `dw = dout2d col^T`, `dx = col2im(W2^T dout2d)`; both pass
+# * Backward: $dW = d\mathrm{out}\; \mathrm{col}^{\top}$,
+#   $dx = \mathrm{col2im}(W_2^{\top}\, d\mathrm{out})$; both pass
 #   finite-difference checks, and equal `diet_np.ops.conv2d_backward`.
 # * Non-overlapping pooling is a reshape plus a reduction; average pooling spreads the
 #   gradient evenly, max pooling routes it to the arg-max.
 # * Winograd's F(2x2, 3x3) computes a 3x3 convolution with 4 instead of 9 products per
 #   output and input channel; the library uses it for layers with many channels.
 #
+# ## Exercises
+#
+# 1. Run `conv_im2col` with stride 2 and padding 1 on a 7x6 image and compare it with
+#    `conv_naive`. What is the output size? *Answer:* $\lfloor (7 + 2 - 3)/2 \rfloor + 1 = 4$
+#    rows and $\lfloor (6 + 2 - 3)/2 \rfloor + 1 = 3$ columns; the code below checks both.
+# 2. Why is col2im not the inverse of im2col? *Answer:* a pixel covered by $k$ windows
+#    appears in $k$ columns, and col2im adds them: col2im(im2col($x$)) is $x$ times the
+#    coverage count (section 3's figure), which is what the backward pass needs.
+# 3. Max pooling routes each window's gradient to its arg-max. What happens with two
+#    equal maxima, as in a window of binary spikes? *Hint:* look at which index `argmax`
+#    returns, and at the spike example of section 4.
+#
+# ### Answer to 1
+
+# %%
+x_stride = rng.normal(size=(1, 2, 7, 6))
+w_stride = rng.normal(size=(3, 2, 3, 3))
+out_stride = conv_im2col(x_stride, w_stride, stride=2, pad=1)
+naive_stride = conv_naive(x_stride, w_stride, stride=2, pad=1)
+exercise_stride_gap = float(np.abs(out_stride - naive_stride).max())
+print(f"stride 2, pad 1: output {out_stride.shape[2:]}, im2col vs naive loop "
+      f"{exercise_stride_gap:.1e}")
+assert out_stride.shape == (1, 3, 4, 3) and exercise_stride_gap < 1e-12
+
+# %% [markdown]
 # **Next:** lesson 7 converts a trained ANN into an SNN.

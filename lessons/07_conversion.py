@@ -23,8 +23,8 @@
 #    from the 99.7th percentile of its input current, found layer by layer;
 # 3. opens up the threshold search: the per-step percentiles, and why a percentile
 #    rather than the maximum;
-# 4. measures the converted SNN's accuracy against the number of timesteps `T`: the
-#    *latency problem* (accuracy climbs slowly with `T`);
+# 4. measures the converted SNN's accuracy against the number of timesteps $T$: the
+#    *latency problem* (accuracy climbs slowly with $T$);
 # 5. shows what the threshold scaling factor does to that curve.
 #
 # **Assumes:** lessons 1–6 (the LIF neuron, the output accumulator, the `Network`
@@ -51,7 +51,7 @@ print("quick mode" if QUICK else "full mode")
 # One network definition serves both worlds: `build_network` returns a `Network` whose
 # parameters (`conv1.weight`, `conv1.leak`, `conv1.threshold`, ...) run as an ANN with
 # `mode="ann"` (each neuron is a ReLU, one step; leak and threshold unused) or as an SNN
-# with `mode="snn"` (LIF neurons over `T` steps). Ours is a VGG-style CNN with the
+# with `mode="snn"` (LIF neurons over $T$ steps). Ours is a VGG-style CNN with the
 # paper's building blocks: 3x3 convolutions without bias, 2x2 average pooling, a hidden
 # linear layer and the output layer:
 #
@@ -107,28 +107,28 @@ assert ann_accuracy > pick(0.4, 0.7)
 # ## 2. Conversion, step by step
 #
 # Why can an ANN's weights drive an SNN at all? Take an integrate-and-fire neuron
-# (leak 1) with threshold `v` and a constant input current `I >= 0`. With the soft reset
-# (Eq. 5) nothing is thrown away, so after `T` steps its spike count is within one of
+# (leak 1) with threshold $v$ and a constant input current $I \ge 0$. With the soft reset
+# (Eq. 5) nothing is thrown away, so after $T$ steps its spike count is within one of
 # `T I / v` (lesson 1): its firing rate is `I / v` per step, clipped at one spike per
 # step. A rate proportional to a ReLU of the input is exactly what an ANN
 # neuron computes. So, with the ANN's weights, every spiking layer passes on
 # (approximately) its ANN activation divided by its threshold, provided the threshold
 # is large enough that the rate seldom hits the one-spike-per-step ceiling and small
-# enough that neurons fire at all within `T` steps. Choosing the thresholds is the
+# enough that neurons fire at all within $T$ steps. Choosing the thresholds is the
 # whole conversion:
 #
 # 1. copy the ANN's weights into the SNN unchanged, and set every leak to 1
 #    (integrate-and-fire neurons);
-# 2. for each spiking layer `l`, in order from the input, with the thresholds of the
+# 2. for each spiking layer $l$, in order from the input, with the thresholds of the
 #    layers before it already set: run the SNN on one batch of training images for
-#    `T_find` steps (evaluation mode, no gradients); at each step `t` take the 99.7th
-#    percentile of all elements of the input current `I_l^t` (every neuron and every
-#    image of the batch) and set `v_l` to the largest of these per-step percentiles;
+#    `T_find` steps (evaluation mode, no gradients); at each step $t$ take the 99.7th
+#    percentile of all elements of the input current $I_l^t$ (every neuron and every
+#    image of the batch) and set $v_l$ to the largest of these per-step percentiles;
 # 3. multiply every threshold by one scaling factor (section 5).
 #
-# The authors use 512 images and `T_find = 100`; the quick mode uses fewer. The
-# percentile is the `k`-th smallest value with `k = 1 + round(0.997 (n - 1))`, as in
-# the authors' code (`percentile_k`). Layer 1's current `W_1 x` is the same at every
+# The authors use 512 images and $T_{\mathrm{find}} = 100$; the quick mode uses fewer. The
+# percentile is the $k$-th smallest value with $k = 1 + \operatorname{round}(0.997 (n - 1))$, as in
+# the authors' code (`percentile_k`). Layer 1's current $W_1 x$ is the same at every
 # step (direct input encoding), so its search needs one step.
 #
 # `convert(net, ann_params, x, T_find, scale)` does all three steps and returns the
@@ -151,8 +151,8 @@ assert all(v > 0 for v in thresholds.values())
 # %% [markdown]
 # ## 3. Inside the threshold search
 #
-# Layer `l`'s input current is computed from the spikes of layer `l - 1`, which depend on
-# the thresholds of layers `1 .. l - 1`, but never on `v_l` or on any later threshold. So
+# Layer $l$'s input current is computed from the spikes of layer `l - 1`, which depend on
+# the thresholds of layers `1 .. l - 1`, but never on $v_l$ or on any later threshold. So
 # the layer-by-layer search matters only in one direction: each layer must be measured
 # with the *final* thresholds of the layers before it, because those decide what it
 # receives. Measuring the spiking network's own currents, rather than the ANN's
@@ -160,7 +160,7 @@ assert all(v > 0 for v in thresholds.values())
 #
 # That also means one stepwise run with all the thresholds in place shows us every
 # layer's search at once. `forward_stepwise` calls `observe(layer, t, current)` with each
-# spiking layer's input current `I_l^t` at every step; we record its 99.7th percentile,
+# spiking layer's input current $I_l^t$ at every step; we record its 99.7th percentile,
 # and keep the current of the step where that percentile peaks, for a histogram. The
 # largest per-step percentile must be exactly the threshold that `convert` chose.
 
@@ -197,7 +197,7 @@ assert np.all(conv1_steps == conv1_steps[0])                # direct encoding: c
 # which costs timesteps. The percentile lets the rare largest currents saturate (at one
 # spike per step) and gives everyone else a higher rate. The printed ratios show how far
 # above the percentile the maximum lies. And why the per-step *current* and not the
-# membrane potential? The threshold is compared with `u^t`, which accumulates the
+# membrane potential? The threshold is compared with $u^t$, which accumulates the
 # currents; but with the soft reset an IF neuron's rate is current divided by threshold,
 # so it is the current that the threshold must be matched to.
 
@@ -208,8 +208,8 @@ for i, name in enumerate(net.spiking_layers()):
     steps = np.array(per_step[name])
     ax1.plot(steps_axis, steps / thresholds[name], "-", color=f"C{i}", label=f"{name}")
     ax1.plot(steps.argmax() + 1, 1.0, "o", color=f"C{i}")
-ax1.set_xlabel("step t of the threshold search")
-ax1.set_ylabel("99.7th percentile of I_l^t  /  v_l")
+ax1.set_xlabel("step $t$ of the threshold search")
+ax1.set_ylabel("99.7th percentile of $I_l^t$ / $v_l$")
 ax1.set_title("Per-step percentile of each layer's input current\n"
               "(v_l = its maximum over t, dots)")
 ax1.set_ylim(bottom=0)
@@ -218,9 +218,9 @@ shown = "conv2"
 values = peak_current[shown].ravel()
 ax2.hist(values, bins=120, color="0.6", log=True)
 ax2.axvline(thresholds[shown], color="C3", lw=2,
-            label=f"99.7th percentile = v ({thresholds[shown]:.2f})")
+            label=f"99.7th percentile = $v$ ({thresholds[shown]:.2f})")
 ax2.axvline(values.max(), color="k", ls="--", label=f"maximum ({values.max():.2f})")
-ax2.set_xlabel(f"input current I^t of {shown} (all neurons, all {search_images} images)")
+ax2.set_xlabel(f"input current $I^t$ of {shown} (all neurons, all {search_images} images)")
 ax2.set_ylabel("count (log scale)")
 ax2.set_title(f"{shown}'s currents at the step where the percentile peaks")
 ax2.legend(fontsize=9)
@@ -229,11 +229,11 @@ save(fig, "07_threshold_search")
 # %% [markdown]
 # ## 4. Accuracy against the number of timesteps: the latency problem
 #
-# Evaluating the converted SNN at `T = 1, 2, ..., 64` separately would repeat a lot of
-# work. The SNN is causal: the first `T` steps of a longer run are exactly a run of `T`
-# steps, and the output layer's potential after step `t` is the logit vector `U^t` of
-# Eq. 6. So one run of `T_max` steps gives the accuracy at every `T <= T_max`, if we read
-# `U^t` after each step. Here is that loop written out (it is what `forward_stepwise`
+# Evaluating the converted SNN at $T = 1, 2, \dots, 64$ separately would repeat a lot of
+# work. The SNN is causal: the first $T$ steps of a longer run are exactly a run of $T$
+# steps, and the output layer's potential after step $t$ is the logit vector $U^t$ of
+# Eq. 6. So one run of `T_max` steps gives the accuracy at every $T \le T_{\max}$, if we read
+# $U^t$ after each step. Here is that loop written out (it is what `forward_stepwise`
 # does inside): the network's layers each have a `step` method, and a `Context` carries
 # the step number and collects spike counts.
 
@@ -281,7 +281,7 @@ print(f"ANN {ann_accuracy:.3f}; the SNN first comes within 3 points of it at T =
 # current is 10% of its threshold needs about ten steps for its first spike, and a layer
 # cannot pass on what it has not yet received, so the delays add up with depth. Our
 # four-layer network needs a couple of dozen steps; deeper ones need more (in the
-# authors' results sheet a converted VGG16 reached 77.05% at `T = 20`, against 93.72%
+# authors' results sheet a converted VGG16 reached 77.05% at $T = 20$, against 93.72%
 # for its ANN). Those steps, each one a pass through the whole network, are what DIET
 # sets out to remove.
 
@@ -292,7 +292,7 @@ def accuracy_vs_T_axes(ax, T_max):
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks)
     ax.set_xticklabels([str(T) for T in ticks])
-    ax.set_xlabel("timesteps T (log scale)")
+    ax.set_xlabel("timesteps $T$ (log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
 
@@ -375,5 +375,37 @@ save(fig, "07_scale")
 # * Scaling the thresholds down buys speed at the cost of fidelity; no single factor
 #   is good at both few and many timesteps.
 #
-# **Next:** lesson 8 starts from this converted SNN at `T = 5` and trains weights,
+# ## Exercises
+#
+# 1. Use the maximum of each layer's current instead of its 99.7th percentile
+#    (`convert(..., q=1.0)`). Which thresholds must rise, and what happens to the
+#    accuracy at few and at many steps? *Answer:* the code below. The first layer's
+#    threshold cannot fall (its current does not depend on any threshold); a later
+#    layer's may even fall, since it receives fewer spikes from above-threshold layers
+#    below it. With higher thresholds the neurons fire less, and the SNN needs more steps.
+# 2. Why does the search run layer by layer, with the earlier layers already converted,
+#    instead of reading every layer's threshold off the ANN's activations? *Hint:* the
+#    input of layer 2 in the SNN is spikes, not the ANN's ReLU outputs; its current
+#    depends on layer 1's threshold.
+# 3. Lower `T_find` to 5. Do the thresholds change? *Hint:* the per-step percentiles
+#    printed in section 1 show at which step each layer's largest one occurs.
+#
+# ### Answer to 1
+
+# %%
+max_params, max_thresholds = convert(net, ann_params, x_search, T_find=T_find, scale=1.0,
+                                     q=1.0, show_progress=False)
+acc_max, _ = accuracy_at_every_T(max_params, x_test, y_test, T_max)
+first = net.compute_layers()[0][0]
+for layer in thresholds:
+    print(f"v_{layer}: 99.7th percentile {thresholds[layer]:.3f}, "
+          f"maximum {max_thresholds[layer]:.3f}")
+for T in (5, 16, T_max):
+    print(f"T = {T:3d}: accuracy with percentile thresholds {acc_vs_T[T - 1]:.3f}, "
+          f"with maximum thresholds {acc_max[T - 1]:.3f}")
+exercise_first_threshold_rise = max_thresholds[first] / thresholds[first]
+assert exercise_first_threshold_rise >= 1.0
+
+# %% [markdown]
+# **Next:** lesson 8 starts from this converted SNN at $T = 5$ and trains weights,
 # leaks and thresholds by BPTT (DIET fine-tuning).

@@ -89,7 +89,7 @@ else:
 # * dropout masks come from a generator on the device, `default_rng(xp, seed)`;
 # * every function finds its module with `array_module(*inputs)`, which raises
 #   `BackendError` if arrays of two libraries meet;
-# * on CuPy each LIF layer's loop over the `T` steps runs as one fused CUDA kernel for
+# * on CuPy each LIF layer's loop over the $T$ steps runs as one fused CUDA kernel for
 #   the forward and one for the backward (`diet_np/fast/kernels.py`, one thread per neuron),
 #   tested equal to the array code, which `DIET_NP_FUSED_LIF=0` selects instead;
 # * GPU work is asynchronous: to time it, wait for the device before reading the clock.
@@ -226,7 +226,7 @@ if HAS_GPU:
 # %% [markdown]
 # ## 5. Timing a training step
 #
-# One DIET training step (`train_step`: forward over `T = 5`, loss, BPTT, AMSGrad, clamp)
+# One DIET training step (`train_step`: forward over $T = 5$, loss, BPTT, AMSGrad, clamp)
 # on lesson 7's network, in float32, for a few batch sizes. On a GPU the clock is read
 # only after `cupy.cuda.Device().synchronize()`, and the first steps (kernel compilation)
 # are not timed. The strict device's times are CPU times with a wrapper's overhead: they
@@ -284,7 +284,7 @@ ax.set_xticks(batches)
 ax.set_xticklabels([str(b) for b in batches])
 ax.set_xlabel("batch size")
 ax.set_ylabel("milliseconds per image per training step")
-ax.set_title("DIET training step, T = 5, lesson 7's network"
+ax.set_title("DIET training step, $T = 5$, lesson 7's network"
              + ("" if HAS_GPU else "\n(no GPU on this machine: CPU only)"))
 ax.legend(fontsize=9)
 save(fig, "09_timings")
@@ -300,6 +300,18 @@ save(fig, "09_timings")
 # * The forward and backward agree across devices (bit for bit on the strict device);
 #   the printed table holds this machine's timings, and GPU times appear only where a
 #   GPU was found.
+#
+# ## Exercises
+#
+# 1. Why does `float(a)` on a strict-device array fail, and what is the explicit
+#    replacement? *Answer:* it is an implicit copy from device to host, which CuPy
+#    refuses too; `float(to_host(a))` says where the copy happens.
+# 2. Extend the timing table to a batch of 1024 on the CPU. Does the time per image
+#    keep falling? *Hint:* it falls while larger matrix products use the cores better,
+#    and stops falling once they are busy; on a GPU it falls much further.
+# 3. Run one epoch of lesson 8's fine-tuning with `xp = get_xp("gpu")` where a GPU is
+#    found. Which arrays must you move yourself? *Hint:* the parameters (`to_device`);
+#    `fit` moves each batch.
 #
 # **Next:** lesson 10 puts the pipeline together for VGG16 on CIFAR-10, the run that
 # needs a GPU.

@@ -14,28 +14,27 @@
 # # Lesson 10: VGG16 on CIFAR-10, the paper's whole pipeline
 #
 # The paper's headline CIFAR-10 result is a VGG16 DIET-SNN at five timesteps. Getting
-# there is the pipeline of lessons 7 and 8 at full size: train the ANN (the authors'
-# VGG16 recipe: Adam with AMSGrad; SGD at ann.py's defaults leaves a 16-layer VGG at
-# chance), convert it with 99.7th-percentile thresholds (`T_find = 100` steps on 512
-# training images, then a scaling factor), fine-tune at `T = 5` with BPTT (Eq. 9–15),
-# and report spike rates and compute energy. This lesson
+# there is the pipeline of lessons 7 and 8 at full size: train the ANN, convert it with
+# 99.7th-percentile thresholds, fine-tune at $T = 5$ with BPTT (Eq. 9–15), and report
+# spike rates and compute energy. This lesson
 #
 # 1. builds the real VGG16 (`build_network("vgg16")`) and counts its FLOPs;
 # 2. loads CIFAR-10 from the library's data directory (`$DIET_NP_DATA`), or falls back to
 #    the embedded shapes data set and says so;
-# 3. writes down the paper's configuration as the library's config objects;
+# 3. sets out the authors' configuration and, in one box, the recipe this project uses
+#    and why it departs from theirs;
 # 4. runs and times training steps of the full-size VGG16 on this machine;
-# 5. runs the whole pipeline (`diet_np.pipeline.run_all`) through the same VGG16 code at
-#    reduced width on a few hundred images: the real code path, not the real result;
-#    then quotes the measured CPU run at 1/4 width (the README's, 76 DIET epochs);
-# 6. prints the exact `diet-np` commands for the full run on a GPU.
+# 5. runs that recipe end to end, stage by stage, on VGG16 at 1/8 width and a few thousand
+#    images: ANN, conversion, the factor picked at $T = 5$, DIET, spike rates and energy;
+# 6. quotes the longer measured CPU run at 1/4 width, and prints the commands of the full
+#    run on a GPU (the same recipe as the box).
 #
-# No GPU run of this pipeline has been made for this project yet, so this lesson quotes
-# no GPU accuracy or time: every number it prints is measured by the run itself, on the
-# machine and data it names.
+# Every number this lesson prints is measured by the run itself, on the machine and data
+# it names, except the measured CPU runs that section 6 quotes and draws, whose commands
+# it gives.
 #
-# **Assumes:** lessons 7–9. **Runs in:** quick mode about 15 s; full mode about
-# 5 minutes on a CPU (times on two busy CPU cores, one BLAS thread).
+# **Assumes:** lessons 7–9. **Runs in:** quick mode about 2–5 minutes; full mode about
+# 20–30 minutes on a CPU (times on two busy CPU cores).
 
 # %%
 import io
@@ -47,16 +46,19 @@ from contextlib import redirect_stdout
 
 import numpy as np
 
-from diet_np.lessons.common import QUICK, figure_dir, pick, plt, save, timer
 from diet_np.architectures import VGG_CONFIGS, build_network
 from diet_np.backend import default_rng, get_xp, gpu_available
 from diet_np.cli import build_parser, main as diet_np_cli
+from diet_np.conversion import scale_thresholds
 from diet_np.data import DataError, Dataset, data_dir, iterate_batches, load_dataset, make_shapes
-from diet_np.optim import make_optimizer
-from diet_np.errors import ChanceLevelError
-from diet_np.pipeline import run_all
+from diet_np.lessons.common import HERE, QUICK, figure_dir, pick, plt, save, timer
+from diet_np.lessons.figures import grouped_bars
+from diet_np.metrics import energy_table, energy_totals, network_spike_rate
+from diet_np.pipeline import convert_model
 from diet_np.recipes import ann_init, ann_recipe
-from diet_np.training import ann_config, diet_config, train_step
+from diet_np.records import RunLog
+from diet_np.training import (ann_config, diet_config, evaluate, fit, run_optimizer,
+                              train_step)
 
 print("quick mode" if QUICK else "full mode")
 
@@ -64,10 +66,11 @@ print("quick mode" if QUICK else "full mode")
 # ## 1. VGG16 for 32x32 images
 #
 # Thirteen 3x3 convolutions (64, 64, pool, 128, 128, pool, 256 x3, pool, 512 x3, pool,
-# 512 x3), 2x2 average pooling, then `512 x 2 x 2 = 2048 -> 4096 -> 4096 -> 10`:
+# 512 x3), 2x2 average pooling, then $512 \times 2 \times 2 = 2048 \to 4096 \to 4096 \to 10$:
 # fifteen spiking layers and the accumulating output layer (Eq. 6). The FLOPs (MACs per
-# image) are those of the energy model: `k k C_in C_out H_out W_out` per convolution and
-# `in x out` per linear layer. The CLI prints them with `diet-np energy --arch vgg16`:
+# image) are those of the energy model: $k^2\, C_{in} C_{out} H_{out} W_{out}$ per convolution and
+# $\mathrm{in} \times \mathrm{out}$ per linear layer. The CLI prints them with
+# `diet-np energy --arch vgg16`:
 
 # %%
 vgg16 = build_network("vgg16", num_classes=10)
@@ -101,7 +104,7 @@ print(f"the first layer (analog input) is {flops['conv1'] / vgg16_flops:.2%} of 
 # as, the official files.
 
 # %%
-n_train, n_test = pick(512, 5000), pick(200, 1000)
+n_train, n_test = pick(4000, 8000), pick(500, 1000)
 print(f"data directory: {data_dir()}")
 try:
     source = load_dataset("cifar10", download=False)
@@ -119,43 +122,69 @@ data = Dataset.from_arrays(data_name, source.x_train[:n_train], source.y_train[:
 print(f"using {data_name}: {len(data.x_train)} training and {len(data.x_test)} test images")
 
 # %% [markdown]
-# ## 3. The paper's configuration
+# ## 3. The authors' configuration, and the recipe we use
 #
-# The library's defaults are the authors' settings (see
-# [the equations page](../docs/equations.md)):
+# The authors' settings, as [the equations page](../docs/equations.md) records them:
 #
-# * ANN (`ann_config()`): SGD, momentum 0.9, weight decay 5e-4, learning rate 1e-2
-#   divided by 10 at 45%, 70% and 90% of the epochs, batch 64, random crop (pad 4) and
-#   horizontal flip, dropout 0.2 after convolutions (not right before a pool) and 0.5 in
-#   the classifier;
+# * ANN: their `ann.py` defaults are SGD, momentum 0.9, weight decay $5 \cdot 10^{-4}$,
+#   learning rate $10^{-2}$ divided by 10 at 45%, 70% and 90% of 300 epochs (`ann_config()`);
+#   their released CIFAR-10 VGG16 script uses Adam with AMSGrad at $10^{-4}$ instead
+#   (`ann_recipe("vgg16", "authors")`), with dropout 0.2 after convolutions and 0.5 in the
+#   classifier;
 # * conversion: leak 1, thresholds from the 99.7th percentile of the per-step input
-#   current, layer by layer, `T_find = 100` steps on one batch of 512 training images,
-#   then a scaling factor (the authors' scripts use 0.2–0.7; 0.7 is the CLI's default);
-# * DIET (`diet_config()`): Adam with AMSGrad, learning rate 1e-4, no weight decay,
-#   divided at 60%, 80% and 90% of the epochs, batch 64, dropout 0.1, `T = 5`, for
-#   100–150 epochs. The authors reached `T = 5` by fine-tuning down from SNNs trained at
-#   `T = 20`–25; `diet-np finetune` accepts an SNN checkpoint trained at another `T`.
+#   current, layer by layer, $T_{\mathrm{find}} = 100$ steps on 512 training images, then a
+#   scaling factor (0.2–0.7 in their scripts);
+# * DIET (`diet_config()`): Adam with AMSGrad, learning rate $10^{-4}$ divided at 60%, 80%
+#   and 90% of 100–150 epochs, no weight decay, dropout 0.1, $T = 5$.
+#
+# > **The recipe we use, and why**
+# >
+# > * **ANN: the short-budget recipe** (`ann_recipe("vgg16")`, the CLI's default): SGD
+# >   with Nesterov momentum 0.9 at 0.05, a 2-epoch linear warm-up then cosine decay, weight
+# >   decay $5 \cdot 10^{-4}$, gradients' norm clipped at 2, Kaiming fan-in initialisation
+# >   rescaled by LSUV on 256 training images, no dropout, batch 64, crop and flip, for
+# >   40 epochs (made for tens of epochs, not the authors' 300).
+# >   *Why:* a 16-layer VGG without batch normalisation stays at chance with `ann.py`'s SGD
+# >   at $10^{-2}$, and with the authors' Adam recipe it stalls once the step schedule
+# >   divides the rate, at a budget of tens of epochs instead of their 300; a warm-up and a
+# >   data-dependent initialisation are the usual answers for deep plain networks
+# >   (`diet_np/recipes.py` says why; `benchmarks/compare_recipes.py` measures both recipes
+# >   on the same network and batches).
+# > * **Conversion: the authors' search at factor 1, then the factor picked at $T = 5$ on
+# >   training images** (`--scale 1.0`, then `benchmarks/pick_scale.py`). *Why:* the best
+# >   factor differs by network, and a wrong one is costly: the measured 1/4-width run gave
+# >   every image one class at x0.7 and 31% at x0.6. Never chosen on test images.
+# > * **DIET: Adam with AMSGrad at $10^{-4}$, constant** (`--schedule constant`), $T = 5$,
+# >   dropout 0.1, no weight decay. *Why:* in the measured run the accuracy stalled each time
+# >   the step schedule divided the rate, and rose from 41.8% to 54.65% over 42 epochs at a
+# >   constant $10^{-4}$.
+# > * **This lesson's own run (section 5)** keeps all of this and changes only the size
+# >   (1/8 width, a few thousand images, a few epochs; in quick mode a shorter
+# >   $T_{\mathrm{find}}$ and fewer images to pick the factor on).
 
 # %%
+ANN_RECIPE = ann_recipe("vgg16")                      # the short-budget recipe
+SCALES = (0.7, 0.6, 0.5, 0.4, 0.3)                    # candidate factors, picked at T = 5
+DIET_RECIPE = {"lr": 1e-4, "schedule": "constant"}    # with diet_config()'s Adam AMSGrad
 paper_ann, paper_diet = ann_config(), diet_config()
-CONVERSION = {"T_find": 100, "images": 512, "scale": 0.7}
-print("ANN: ", paper_ann)
-print("DIET:", paper_diet)
-print("conversion:", CONVERSION)
-assert (paper_ann.optimizer, paper_ann.lr, paper_ann.momentum, paper_ann.weight_decay,
-        paper_ann.batch_size, paper_ann.augment) == ("sgd", 1e-2, 0.9, 5e-4, 64, True)
-assert tuple(paper_ann.milestones) == (0.45, 0.7, 0.9)
+print("ANN recipe:", ANN_RECIPE)
+print("DIET: diet_config with", DIET_RECIPE)
+assert (ANN_RECIPE["optimizer"], ANN_RECIPE["nesterov"], ANN_RECIPE["lr"],
+        ANN_RECIPE["schedule"], ANN_RECIPE["warmup_epochs"]) == ("sgd", True, 0.05, "cosine", 2)
+assert ANN_RECIPE["lsuv_images"] == 256 and ANN_RECIPE["clip_norm"] == 2.0
+assert (paper_ann.optimizer, paper_ann.lr, tuple(paper_ann.milestones)) == ("sgd", 1e-2,
+                                                                           (0.45, 0.7, 0.9))
 assert (paper_diet.optimizer, paper_diet.amsgrad, paper_diet.lr, paper_diet.weight_decay,
         paper_diet.T) == ("adam", True, 1e-4, 0.0, 5)
 
 # %% [markdown]
 # ## 4. The full-size VGG16 on this machine
 #
-# One ANN training step and one DIET training step (`T = 5`) of the real VGG16, on a
-# small batch of real images, with the paper's optimisers. The weights are untrained
-# (and every threshold 1), so this measures cost, not accuracy: the forward and
-# backward do the same work whether or not neurons spike. Each step is run twice and the
-# second is timed (the first pays one-off costs). The times are this machine's.
+# One ANN training step (the recipe's SGD) and one DIET training step ($T = 5$) of the
+# real VGG16, on a small batch of real images. The weights are untrained (and every
+# threshold 1), so this measures cost, not accuracy: the forward and backward do the same
+# work whether or not neurons spike. Each step is run twice and the second is timed (the
+# first pays one-off costs). The times are this machine's.
 
 # %%
 step_batch = pick(4, 16)
@@ -166,11 +195,8 @@ with timer("initialising VGG16's parameters"):
 x_step, y_step = next(iterate_batches(data.x_train, data.y_train, step_batch, xp, shuffle=False,
                                       mean=data.mean, std=data.std))
 step_seconds = {}
-for mode, cfg in (("ann", ann_config()), ("snn", diet_config())):
-    opt = make_optimizer(cfg.optimizer, cfg.lr, **({"momentum": cfg.momentum,
-                         "weight_decay": cfg.weight_decay} if cfg.optimizer == "sgd"
-                         else {"amsgrad": True}))
-    rng = default_rng(xp, 0)
+for mode, cfg in (("ann", ann_config(**ANN_RECIPE)), ("snn", diet_config(**DIET_RECIPE))):
+    opt, rng = run_optimizer(cfg), default_rng(xp, 0)
     for repeat in range(2):
         start = time.perf_counter()
         loss, _ = train_step(vgg16, params16, opt, x_step, y_step, cfg=cfg, rng=rng, lr=cfg.lr)
@@ -190,206 +216,269 @@ print(f"at that rate one DIET epoch over CIFAR-10's 50,000 training images would
 # That is why the full run belongs on a GPU (lesson 9), and why the CPU part of this
 # lesson shrinks the network.
 #
-# ## 5. The pipeline, end to end, at reduced width
+# ## 5. The recipe end to end, at 1/8 width
 #
-# `run_all` chains the stages exactly as the CLI does: train the ANN (`fit`),
-# evaluate it, convert (`convert_model`: a batch of training images, the layer-by-layer
-# threshold search, the scaling factor), evaluate the converted SNN at `T = 5` and, with
-# the unscaled thresholds, at a long `T`, fine-tune at `T = 5` (`fit` with
-# `diet_config`), evaluate, and write a summary with the spike-rate and energy tables.
-# We run it on the VGG16 *architecture* with every layer's width divided by 8 (built by
-# the same `vgg()` function as `build_network("vgg16")`: same 15 spiking layers, pools,
-# dropout placement), on the images chosen above: one epoch of each training stage in
-# quick mode, a few in full mode, with the ANN recipe of `diet_np/recipes.py` (the
-# authors' Adam with AMSGrad at 1e-4, Kaiming fan-in initialisation, no ANN dropout: a
-# 16-layer VGG without batch normalisation stays at chance with the paper's SGD
-# settings). A few hundred images and an epoch or two may still leave the network at
-# chance level; `run_all` then stops with `ChanceLevelError` instead of reporting spike
-# rates and an energy ratio of an untrained network, and the lesson prints that refusal.
-# The longer CPU run of the README (`vgg16_w4` on 20,000 CIFAR-10 images) comes from the
-# command named after this section, not from this section.
+# The stages of the box, one call each, on the VGG16 *architecture* with every layer's
+# width divided by 8 (built by the same `vgg()` function as `build_network("vgg16")`: the
+# same 15 spiking layers, pools and dropout placement), on the images chosen in
+# section 2:
+#
+# 1. `fit` trains the ANN with the recipe (LSUV first);
+# 2. `convert_model` searches the thresholds at factor 1 (lesson 7);
+# 3. each candidate factor is tested at $T = 5$ on training images, and the best kept;
+# 4. `fit` fine-tunes the converted SNN at $T = 5$ (DIET, lesson 8);
+# 5. `evaluate` measures the test accuracy and spike rates, `energy_table` prices them.
 
 # %%
 WIDTH = 8
 features, classifier = VGG_CONFIGS["vgg16"]
 small_arch = {"features": [f if isinstance(f, str) else f // WIDTH for f in features],
-              "classifier": [w // WIDTH for w in classifier], "name": f"vgg16_width_1_{WIDTH}"}
+              "classifier": [w // WIDTH for w in classifier], "name": f"vgg16_w{WIDTH}"}
 small_net = build_network(small_arch, data.num_classes)
 assert len(small_net.neurons) == len(vgg16.neurons) == 15
 small_flops = sum(f for _, f, _ in small_net.compute_layers())
 print(f"{small_arch['name']}: {small_flops:,} FLOPs per image "
       f"({vgg16_flops / small_flops:.0f}x fewer than VGG16)")
-
-ann_cfg = ann_config(**ann_recipe("vgg16"), epochs=pick(1, 10))   # the VGG16 recipe
-diet_cfg = diet_config(epochs=pick(1, 2))                         # the paper's DIET settings
-# x0.5, not the paper's x0.7: at x0.7 the README's vgg16_w4 run and this section's full
-# mode gave one class to every image at T = 5 (the deep layers did not fire), and DIET
-# then stayed at chance.
-conversion = {"T_find": pick(10, 100), "images": pick(64, 512), "scale": 0.5}
-long_T = pick(20, 100)
 run_dir = figure_dir() / f"10_pipeline_{'quick' if QUICK else 'full'}"
-print(f"ANN {ann_cfg.epochs} epoch(s), conversion {conversion}, DIET {diet_cfg.epochs} epoch(s) "
-      f"at T = {diet_cfg.T}, on {device_name}")
-with timer("the whole pipeline"):
-    try:
-        summary = run_all(data, small_arch, str(run_dir), ann_cfg, diet_cfg, device=device_name,
-                          T_find=conversion["T_find"], scale=conversion["scale"],
-                          images=conversion["images"], long_T=long_T, show_progress=False,
-                          overwrite=True, init=ann_init("vgg16"))
-        refusal = None
-    except ChanceLevelError as error:                 # an untrained network: no results
-        summary, refusal = None, str(error)
-        print(f"the pipeline stopped: {refusal}")
-pipeline_ran = summary is not None
+test = (data.x_test, data.y_test, data)
 
-# %% [markdown]
-# What the pipeline produced, checked, when its networks learned: every stage ran,
-# every one of the 15 layers got a positive threshold, the DIET stage logged its epochs,
-# and the energy model priced the measured spike rates. When it stopped at chance level,
-# only the FLOPs panel is drawn: no spike rate of an untrained network is shown.
+ann_cfg = ann_config(**ANN_RECIPE, epochs=pick(4, 8))
+ann_params = small_net.init_params(seed=0, xp=xp, init=ann_init("vgg16"))
+with timer(f"ANN: {ann_cfg.epochs} epochs of {len(data.x_train)} images"):
+    ann_log = fit(small_net, ann_params, data, ann_cfg, run_dir / "ann", arch=small_arch, xp=xp,
+                  overwrite=True, show_progress=False)
+ann_eval = evaluate(small_net, ann_params, *test, T=1, mode="ann", xp=xp, show_progress=False)
+print(f"ANN test accuracy {ann_eval.accuracy:.3f} (chance 0.100)")
+assert ann_eval.accuracy > 0.2                               # the ANN learned
 
 # %%
-fig, axes = plt.subplots(1, 2 if pipeline_ran else 1, figsize=(13 if pipeline_ran else 7, 4),
-                         squeeze=False)
-if pipeline_ran:
-    assert set(summary["converted"]["thresholds_unscaled"]) == set(small_net.neurons)
-    assert all(v > 0 for v in summary["converted"]["thresholds_unscaled"].values())
-    assert summary["energy"]["flops"] == small_flops and summary["energy"]["ratio"] > 0
-    assert (run_dir / "summary.md").is_file() and (run_dir / "diet" / "checkpoint.npz").is_file()
-    print(f"data: {data_name}; ANN {summary['ann_accuracy']:.3f}; converted T = 5 "
-          f"{summary['converted']['accuracy']:.3f}, T = {long_T} "
-          f"{summary['converted']['long_T_accuracy']:.3f}; "
-          f"DIET T = 5 {summary['diet']['accuracy']:.3f}; "
-          f"E_ANN / E_SNN = {summary['energy']['ratio']:.2f}x")
-    rates = summary["diet"]["spike_rates"]
-    ax1 = axes[0, 0]
-    names = list(small_net.neurons)
-    pos = np.arange(len(names))
-    ax1.bar(pos - 0.2, [summary["converted_spike_rates"][n] for n in names], 0.4, color="C0",
-            label=f"converted (scale {conversion['scale']})")
-    ax1.bar(pos + 0.2, [rates[n] for n in names], 0.4, color="C1", label="after DIET")
-    ax1.legend(fontsize=9)
-    ax1.set_xticks(range(len(names)))
-    ax1.set_xticklabels(names, rotation=60)
-    ax1.set_ylabel("spikes per neuron over T = 5")
-    ax1.set_title(f"{small_arch['name']}, T = 5 ({data_name}, {len(data.x_train)} training "
-                  f"images, {diet_cfg.epochs} DIET epoch(s))")
-else:
-    assert "chance level" in refusal
-ax2 = axes[0, -1]
+T_find, search_images = pick(20, 100), pick(128, 512)
+with timer(f"threshold search: T_find = {T_find} on {search_images} training images"):
+    unscaled, thresholds = convert_model(small_net, ann_params, data, xp, T_find=T_find,
+                                         scale=1.0, images=search_images, show_progress=False)
+pick_images = pick(500, 2000)
+x_pick, y_pick = data.x_train[:pick_images], data.y_train[:pick_images]
+by_scale = {}
+for factor in SCALES:
+    candidate = {k: v.copy() for k, v in unscaled.items()}
+    scale_thresholds(candidate, factor)
+    by_scale[factor] = (candidate, evaluate(small_net, candidate, x_pick, y_pick, data, T=5,
+                                            mode="snn", xp=xp, show_progress=False).accuracy)
+    print(f"factor {factor}: accuracy at T = 5 on {pick_images} training images "
+          f"{by_scale[factor][1]:.3f}")
+scale = max(by_scale, key=lambda f: by_scale[f][1])
+snn_params = by_scale[scale][0]
+converted = evaluate(small_net, snn_params, *test, T=5, mode="snn", xp=xp, show_progress=False)
+print(f"picked x{scale}; converted SNN, T = 5: test accuracy {converted.accuracy:.3f}")
+
+# %%
+diet_cfg = diet_config(**DIET_RECIPE, epochs=pick(1, 3))
+with timer(f"DIET: {diet_cfg.epochs} epochs at T = 5"):
+    diet_log = fit(small_net, snn_params, data, diet_cfg, run_dir / "diet", arch=small_arch, xp=xp,
+                   overwrite=True, show_progress=False)
+diet = evaluate(small_net, snn_params, *test, T=5, mode="snn", xp=xp, show_progress=False)
+energy = energy_totals(energy_table(small_net, diet.spike_rates))
+results = {"ANN": (ann_eval.accuracy, 1), f"converted, x{scale}": (converted.accuracy, 5),
+           f"DIET, {diet_cfg.epochs} epoch{'s' if diet_cfg.epochs > 1 else ''}": (diet.accuracy, 5)}
+print(f"| {small_arch['name']}, {data_name}, {len(data.x_train)} training images | T | "
+      f"test accuracy ({len(data.x_test)} images) |")
+print("| --- | ---: | ---: |")
+for stage, (accuracy, steps) in results.items():
+    print(f"| {stage} | {steps} | {accuracy:.3f} |")
+print(f"DIET: network spike rate {network_spike_rate(small_net, diet.spike_rates)[0]:.3f} "
+      f"spikes per neuron over 5 steps; E_ANN / E_SNN = {energy['ratio']:.2f}x")
+assert diet_log[-1]["test_acc"] == diet.accuracy and energy["ratio"] > 0
+assert min(converted.accuracy, diet.accuracy) > 0.15               # both SNNs above chance
+
+# %% [markdown]
+# The table above is this run's: the ANN it trained, the converted SNN at the factor it
+# picked, and DIET at $T = 5$ after a few epochs, all above chance (asserted). At this
+# size and budget, how much of the ANN's accuracy the SNN keeps at five steps is what
+# the table shows; a few epochs of DIET at $10^{-4}$ are a small part of the 100–150 the
+# authors run, and section 6 shows what 76 of them did at 1/4 width.
+#
+# The figure: the test accuracy through every epoch of the run (the ANN's, then DIET's,
+# with the converted SNN between them), the spike rate of each layer before and after
+# DIET, and the full VGG16's FLOPs per layer.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+ann_curve = [r["test_acc"] for r in ann_log]
+diet_curve = [converted.accuracy] + [r["test_acc"] for r in diet_log]
+axes[0].plot(range(1, len(ann_curve) + 1), ann_curve, "o-", color="C0", label="ANN")
+axes[0].plot(range(len(ann_curve), len(ann_curve) + len(diet_curve)), diet_curve, "s-",
+             color="C1", label=f"converted (x{scale}), then DIET at $T = 5$")
+axes[0].axhline(0.1, color="0.5", ls=":", lw=1, label="chance")
+axes[0].set(xlabel="epoch", ylabel="test accuracy",
+            title=f"{small_arch['name']} on {data_name} ({len(data.x_train)} training images)")
+axes[0].legend(fontsize=8)
+names = list(small_net.neurons)
+grouped_bars(axes[1], names,
+             {f"converted (x{scale})": [converted.spike_rates[n] for n in names],
+              "after DIET": [diet.spike_rates[n] for n in names]},
+             "spikes per neuron over $T = 5$", "Spike rate per layer", rotation=60)
 layer_names = [name for name, _, _ in vgg16.compute_layers()]
-ax2.bar(range(len(layer_names)), [flops[n] / 1e6 for n in layer_names], color="0.4")
-ax2.set_xticks(range(len(layer_names)))
-ax2.set_xticklabels(layer_names, rotation=60)
-ax2.set_ylabel("million MACs per image")
-ax2.set_title(f"Full VGG16: FLOPs per layer (total {vgg16_flops:,})")
+axes[2].bar(range(len(layer_names)), [flops[n] / 1e6 for n in layer_names], color="0.4")
+axes[2].set_xticks(range(len(layer_names)))
+axes[2].set_xticklabels(layer_names, rotation=60)
+axes[2].set(ylabel="million MACs per image", title=f"Full VGG16: FLOPs per layer ({vgg16_flops:,})")
 save(fig, "10_vgg16")
 
 # %% [markdown]
-# At `T = 5` a converted deep VGG can leave its last layers nearly silent: each layer's
-# threshold was set for rates measured over `T_find` steps, and five steps are too few for
-# the currents of the deep layers to build up to them. DIET fine-tuning trains at `T = 5`
-# and lowers the thresholds where the loss asks for it, which can bring those layers back.
-# The cell below lists, for this run, the layers that conversion left under 0.02 spikes
-# per neuron and their rates after DIET (it prints nothing to compare when the pipeline
-# stopped at chance level).
-
-# %%
-quiet_layers = {}
-if pipeline_ran:
-    converted_rates = summary["converted_spike_rates"]
-    quiet_layers = {n: (converted_rates[n], rates[n]) for n in small_net.neurons
-                    if converted_rates[n] < 0.02}
-    print(f"layers under 0.02 spikes per neuron after conversion: {len(quiet_layers)} of 15")
-    for n, (before_rate, after_rate) in quiet_layers.items():
-        print(f"  {n}: converted {before_rate:.3f} -> DIET {after_rate:.3f}")
-
-# %% [markdown]
-# ## The measured CPU run at 1/4 width
+# ## 6. The measured CPU run at 1/4 width, and the full run on a GPU
 #
-# The pipeline above is too short to learn much; the longer CPU run of the README was made
-# by `sh benchmarks/cpu_cifar10.sh RUN_DIR vgg16_w4`: `vgg16_w4` (all 15 spiking layers,
-# widths / 4) on the 20,000 shared CIFAR-10 training images, ANN 20 epochs of the VGG16
-# recipe, the threshold search with `T_find` = 100 on 512 images, the factor chosen at
-# `T = 5` on 2,000 training images from 0.7 to 0.3 in steps of 0.05 (x0.6), DIET 24 epochs
-# at `T = 5` from lr 1e-4 (the paper's rate; 1e-3 and 3e-4 did worse in a one-epoch probe,
-# `benchmarks/pick_lr.py`), then 10 and 42 more DIET epochs from that checkpoint at 1e-4
-# (the last 42 at a constant rate, `--schedule constant`); on the project's 2-core CPU
-# machine (about 102 min to the first DIET row, 33 and 107 min for the two continuations),
-# tested on the 10,000 test images:
+# The longer CPU run of the project's README was made by
+# `sh benchmarks/cpu_cifar10.sh RUN_DIR vgg16_w4` before the short-budget ANN recipe
+# existed: its ANN used the authors' Adam recipe (`--recipe authors`, 20 epochs); the
+# conversion and DIET stages were those of the box: `vgg16_w4` (all 15 spiking layers,
+# widths / 4) on 20,000 CIFAR-10 training images, $T_{\mathrm{find}} = 100$ on 512 images,
+# the factor picked at $T = 5$ on 2,000 training images (x0.6), DIET at $10^{-4}$ (24 epochs
+# with the step schedule, 10 more, then 42 at a constant rate), on a 2-core CPU, tested on
+# the 10,000 test images:
 #
-# | stage | T | test accuracy |
+# | stage | $T$ | test accuracy |
 # | --- | ---: | ---: |
 # | ANN | 1 | 0.5207 |
 # | converted, thresholds x0.6 | 5 | 0.3203 |
 # | converted, unscaled (first 2,000 test images) | 100 | 0.5200 |
 # | DIET-SNN, 24 epochs | 5 | 0.4267 |
 # | DIET-SNN, 10 more epochs from it | 5 | 0.4543 |
-# | DIET-SNN, 42 more at a constant 1e-4 (76 in all) | 5 | 0.5440 |
+# | DIET-SNN, 42 more at a constant $10^{-4}$ (76 in all) | 5 | 0.5440 |
 #
 # Network spike rate 0.629 (converted) and 0.581 (after 76 DIET epochs) spikes per neuron
-# over five steps, E_ANN / E_SNN = 8.83x. Conversion is faithful at `T = 100`; at `T = 5`
-# it loses 20 points, and DIET won all of them back and 2.3 more, while cutting the spikes
-# of conv5-conv11 by 29-44%. The 2.3 points above the ANN say that its 20 epochs were
-# short (DIET went on training the same weights on the same images for 76 epochs), not
-# that spiking beats it. The test accuracy rose while the rate was 1e-4 and stalled each
-# time the step schedule divided it (near 42% in epochs 15-24); at a constant 1e-4 it rose
-# from 41.8% to 54.65% (first 2,000 test images) over the last 42. The factor matters as
-# much: at x0.7 the converted network gave one class to every training image at `T = 5`,
-# at x0.6 31%, at x0.5 25%; the factor is where the deep layers are kept firing at five
-# steps.
-
-# %% [markdown]
-# ## 6. The full run, on a GPU
+# over five steps, $E_{ANN}/E_{SNN} = 8.83$. Conversion is faithful at $T = 100$; at
+# $T = 5$ it loses 20 points, and DIET won all of them back and 2.3 more. Those 2.3 points
+# above the ANN say that its 20 epochs were short (DIET went on training the same weights
+# for 76 epochs), not that spiking beats it.
 #
-# These are the commands for the paper's configuration on CIFAR-10 with `diet-np`
-# (`pip install -e '.[gpu]'` brings CuPy). Each stage writes a checkpoint every epoch and
-# continues with `--resume`. The number of ANN epochs is not fixed by the paper; 300
-# is the value in the project's README. The DIET stages use 100 epochs each (the
-# authors: 100–150), first at `T = 20` and then down to `T = 5` from that checkpoint,
-# the way the authors reached five timesteps. The lesson checks that every command
-# parses.
+# The ANN recipe of the box came after that run. Its own measured CPU runs, with
+# `sh benchmarks/cpu_cifar10.sh RUNS/ARCH ARCH` for `vgg16_w4` and `vgg5` on the same
+# 20,000 training images (the ANN started on a 40-epoch cosine and, on a busy machine,
+# was resumed on a 30-epoch one: each epoch's rate is in its log), wrote one `log.jsonl`
+# per stage; the repository keeps them in `docs/logs/` (`docs/recipe.md` describes the
+# runs). The cell below reads every log that is there and draws its test accuracy per
+# epoch (the first 2,000 test images).
 
 # %%
-data_flag = ["--dataset", "cifar10"]
+LOGS = HERE.parent / "docs" / "logs"                  # in a checkout of the repository
+measured = {(arch, stage): RunLog(LOGS / arch / stage / "log.jsonl").read()
+            for arch in ("vgg16_w4", "vgg5") for stage in ("ann", "diet")
+            if (LOGS / arch / stage / "log.jsonl").is_file()}
+if not measured:
+    print(f"no logs in {LOGS}: they are in the repository's docs/logs/ folder")
+for (arch, stage), records in measured.items():
+    print(f"{arch} {stage}: {len(records)} epochs, test accuracy after the last "
+          f"{records[-1]['test_acc']:.4f} (first 2,000 test images)")
+if ("vgg5", "diet") in measured:                     # DIET at T = 5 against its own ANN
+    diet_gap = measured["vgg5", "ann"][-1]["test_acc"] - measured["vgg5", "diet"][-1]["test_acc"]
+    print(f"vgg5: DIET at T = 5 ends {100 * diet_gap:.2f} points below its ANN")
+    assert abs(diet_gap) < 0.03
+if ("vgg16_w4", "ann") in measured:
+    assert measured["vgg16_w4", "ann"][-1]["test_acc"] > 0.7
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, arch in enumerate(("vgg16_w4", "vgg5")):
+        ann_records = measured.get((arch, "ann"), [])
+        diet_records = measured.get((arch, "diet"), [])
+        ax.plot([r["epoch"] for r in ann_records], [r["test_acc"] for r in ann_records], "-",
+                color=f"C{k}", label=f"{arch}: ANN (short-budget recipe)")
+        if diet_records:
+            ax.plot([len(ann_records) + r["epoch"] for r in diet_records],
+                    [r["test_acc"] for r in diet_records], "o--", color=f"C{k}",
+                    label=f"{arch}: DIET at $T = 5$")
+    ax.axhline(0.5207, color="0.5", ls=":", lw=1,
+               label="vgg16_w4's earlier ANN, authors' recipe, 20 epochs")
+    ax.set(xlabel="epoch (DIET's after the ANN's)", ylabel="test accuracy",
+           title="Measured CPU runs on 20,000 CIFAR-10 images (logs in docs/logs)")
+    ax.legend(fontsize=8)
+    save(fig, "10_measured_runs")
+
+# %% [markdown]
+# With the box's recipe, `vgg16_w4`'s ANN ends above 70% on the first 2,000 test images
+# (asserted; the printed number is the log's) after 30 epochs, where the authors' recipe
+# had reached 52.07% on all 10,000 after 20 (the dotted line; the two test sets differ,
+# so compare them to a point or two). The DIET stages are drawn where their logs are in
+# `docs/logs`. `vgg5`'s, 5 epochs at $T = 5$ (at $10^{-3}$ with the step schedule, the
+# settings `cpu_cifar10.sh` gives `vgg5`), ends within 3 points of its ANN on the same test
+# images (asserted; the gap is printed). On all 10,000 test images `docs/recipe.md`
+# records ANN 77.01%, converted 71.93% at $T = 5$, DIET 75.92% and
+# $E_{ANN}/E_{SNN} = 7.48$: conversion lost 5 points at five steps, and 5 epochs of DIET
+# won back 4. The converted network and DIET of the 1/4-width table above came from the
+# earlier ANN.
+#
+# The full run on a GPU is the same recipe at full width and on all 50,000 training
+# images (`pip install -e '.[gpu]'` brings CuPy). Each stage writes a checkpoint every
+# epoch and continues with `--resume`; the lesson checks that every `diet-np` command
+# parses and that it says what the box says.
+
+# %%
+run = "runs/c10_vgg16"
 commands = [
-    ["diet-np", "train-ann", *data_flag, "--arch", "vgg16", "--epochs", "300",   # the recipe
-     "--device", "gpu", "--out", "runs/c10_vgg16/ann"],
-    ["diet-np", "convert", *data_flag, "--checkpoint", "runs/c10_vgg16/ann/checkpoint.npz",
-     "--find-steps", "100", "--images", "512", "--scale", "0.7", "--timesteps", "5", "20", "100",
-     "--device", "gpu", "--out", "runs/c10_vgg16/converted.npz"],
-    ["diet-np", "finetune", *data_flag, "--checkpoint", "runs/c10_vgg16/converted.npz",
-     "--timesteps", "20", "--epochs", "100", "--lr", "1e-4", "--batch-size", "64",
-     "--dropout", "0.1", "--device", "gpu", "--out", "runs/c10_vgg16/diet_T20"],
-    ["diet-np", "finetune", *data_flag, "--checkpoint", "runs/c10_vgg16/diet_T20/checkpoint.npz",
-     "--timesteps", "5", "--epochs", "100", "--lr", "1e-4", "--batch-size", "64",
-     "--dropout", "0.1", "--device", "gpu", "--out", "runs/c10_vgg16/diet_T5"],
-    ["diet-np", "evaluate", *data_flag, "--checkpoint", "runs/c10_vgg16/diet_T5/checkpoint.npz",
+    ["diet-np", "train-ann", "--dataset", "cifar10", "--arch", "vgg16", "--epochs", "40",
+     "--device", "gpu", "--out", f"{run}/ann"],
+    ["diet-np", "convert", "--dataset", "cifar10", "--checkpoint", f"{run}/ann/checkpoint.npz",
+     "--find-steps", "100", "--images", "512", "--scale", "1.0", "--timesteps", "100",
+     "--device", "gpu", "--out", f"{run}/converted_T100.npz"],
+    ["python", "benchmarks/pick_scale.py", f"{run}/converted_T100.npz", f"{run}/converted.npz",
+     "--timesteps", "5", "--images", "2000", "--device", "gpu"],
+    ["diet-np", "finetune", "--dataset", "cifar10", "--checkpoint", f"{run}/converted.npz",
+     "--timesteps", "5", "--epochs", "100", "--lr", "1e-4", "--schedule", "constant",
+     "--device", "gpu", "--out", f"{run}/diet"],
+    ["diet-np", "evaluate", "--dataset", "cifar10", "--checkpoint", f"{run}/diet/checkpoint.npz",
      "--timesteps", "5", "--device", "gpu"],
-    ["diet-np", "energy", *data_flag, "--checkpoint", "runs/c10_vgg16/diet_T5/checkpoint.npz",
+    ["diet-np", "energy", "--dataset", "cifar10", "--checkpoint", f"{run}/diet/checkpoint.npz",
      "--timesteps", "5", "--device", "gpu"],
 ]
 parser = build_parser()
 for command in commands:
-    parser.parse_args(command[1:])                          # raises on a bad option
+    if command[0] == "diet-np":
+        args = parser.parse_args(command[1:])             # raises on a bad option
+        if args.command == "convert":
+            assert args.scale == 1.0 and args.find_steps == 100 and args.images == 512
+        if args.command == "finetune":
+            assert (args.lr, args.schedule, args.timesteps) == (DIET_RECIPE["lr"],
+                                                                DIET_RECIPE["schedule"], 5)
     print(shlex.join(command))
+assert [float(c[c.index("--timesteps") + 1]) for c in commands if "pick_scale" in c[1]] == [5.0]
 
 # %% [markdown]
 # What to compare the result with: the authors' numbers, as
 # [the equations page](../docs/equations.md#what-the-authors-report) records them
-# (their measurements, not this project's). VGG16 on CIFAR-10: ANN 93.72% in the
-# authors' results sheet; DIET-SNN about 92.7% at `T = 5` as the final paper is commonly
-# cited; an average spike rate of 1.65 per neuron over the five steps (1.42 as the mean
-# over layers); and, across the final paper's networks, 6–18x less compute energy than
-# the ANN. This project has no GPU measurement of its own yet; when
-# the commands above are run, their printed numbers, with the GPU model and the data
-# copy named, are the ones to record.
+# (their measurements, not this project's). VGG16 on CIFAR-10: ANN
+# 93.72% in the authors' results sheet; DIET-SNN about 92.7% at $T = 5$ as the final
+# paper is commonly cited; an average spike rate of 1.65 per neuron over the five steps;
+# and, across the final paper's networks, 6–18x less compute energy than the ANN. This
+# project has no GPU measurement of its own yet; when the commands above are run, their
+# printed numbers, with the GPU model and the data copy named, are the ones to record.
 #
 # ## Summary
 #
 # * VGG16 for CIFAR-10 has 15 spiking layers and 338,403,328 MACs per image; its first
 #   layer, the only one charged at the full MAC price in the SNN, is about 0.5% of them.
-# * The whole pipeline (ANN, 99.7th-percentile conversion, DIET at `T = 5`, spike
-#   rates, energy) runs through the same code at any width; on a CPU a lesson can only
-#   afford a narrow VGG16 and a few hundred images.
-# * The full run is a handful of `diet-np` commands on a GPU.
+# * The recipe: the short-budget ANN recipe (warm-up, cosine, LSUV), the authors' threshold
+#   search with the factor picked at $T = 5$ on training images, DIET with Adam AMSGrad at a
+#   constant $10^{-4}$. Section 5 ran it end to end at 1/8 width and printed its table.
+# * The measured 1/4-width CPU run: conversion loses 20 points at $T = 5$, and 76 epochs of
+#   DIET win them back.
+# * The full run is a handful of commands on a GPU, printed above.
+#
+# ## Exercises
+#
+# 1. Pick the factor on *test* images instead of training images. Why is the number you
+#    would then report optimistic? *Answer:* the factor becomes a parameter fitted to the
+#    test set; the report then measures the choice, not the network.
+# 2. Run section 5 with the authors' ANN recipe (`ann_recipe("vgg16", "authors")`,
+#    `init=ann_init("vgg16", "authors")`) for the same epochs. *Hint:* compare the ANN's
+#    test accuracy after each epoch with this run's; `benchmarks/compare_recipes.py` does
+#    the same comparison on held-out training images.
+# 3. The energy ratio of the 1/8-width run is lower than VGG16's would be at the same
+#    spike rates. Why? *Hint:* the first layer is charged as MACs; compare its share of the
+#    FLOPs in both networks (`compute_layers()`).
+#
+# ### Answer to 3
+
+# %%
+first_share = {name: flops_list[0] / sum(flops_list) for name, flops_list in
+               (("vgg16", [f for _, f, _ in vgg16.compute_layers()]),
+                (small_arch["name"], [f for _, f, _ in small_net.compute_layers()]))}
+print("share of the first layer in the FLOPs:", {k: f"{v:.2%}" for k, v in first_share.items()})
+assert first_share[small_arch["name"]] > first_share["vgg16"]

@@ -68,3 +68,20 @@ def test_the_check_finds_prose_left_in_a_code_cell():
     assert prose_in_code(only_comments) == ["line 1: a code cell of 4 comment lines only"]
     long_run = "# %%\n" + "# line\n" * 6 + "x = 1\n"
     assert prose_in_code(long_run) == ["line 1: 6 comment lines in a row in a code cell"]
+
+
+@pytest.mark.parametrize("path", sorted(LESSONS.glob("[0-9][0-9]_*.py")), ids=lambda p: p.name)
+def test_every_lesson_ends_with_a_summary_and_exercises(path):
+    """A "## Summary" and then a "## Exercises" heading, each in a markdown cell, with two
+    or three numbered exercises, each with a hint or an answer."""
+    markdown = [(start, "\n".join(body))
+                for kind, start, body in cells(path.read_text(encoding="utf-8"))
+                if kind == "markdown"]
+    summary = [start for start, text in markdown if "\n# ## Summary" in "\n" + text]
+    exercises = [text for start, text in markdown if "\n# ## Exercises" in "\n" + text]
+    assert summary and len(exercises) == 1, "no '## Summary' or '## Exercises' markdown heading"
+    text = exercises[0].split("# ## Exercises", 1)[1]
+    numbered = re.findall(r"^# (\d)\. ", text, flags=re.M)
+    assert numbered in (["1", "2"], ["1", "2", "3"]), numbered
+    items = re.split(r"^# \d\. ", text, flags=re.M)[1:]
+    assert all("*Hint:*" in item or "*Answer:*" in item for item in items)

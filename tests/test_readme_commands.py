@@ -91,6 +91,7 @@ def test_cpu_cifar10_script_runs_under_sh_and_skips_finished_stages(tmp_path):
     commands = log.read_text().splitlines()
     assert [c.split()[1] for c in commands] == [
         "train-ann", "evaluate", "convert", "benchmarks/pick_scale.py", "evaluate",
-        "finetune", "energy", "finetune", "energy", "finetune", "energy"]
-    assert "--epochs 42 --schedule constant" in commands[-2]
-    assert commands[-1].split()[4].endswith("diet3/checkpoint.npz")
+        "finetune", "energy"]
+    assert "--arch vgg16_w4 --epochs 30 " in commands[0]
+    assert "--lr 1e-4" in commands[-2] and "--epochs 8 --schedule constant" in commands[-2]
+    assert commands[-1].split()[4].endswith("diet/checkpoint.npz")

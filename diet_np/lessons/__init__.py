@@ -5,7 +5,8 @@ checkout they are the repository's ``lessons/`` folder; a built wheel carries a 
 of that folder as ``diet_np/lessons/files/`` (``setup.py`` puts it there), so that
 ``diet-np lessons --copy DIR`` gives an installed user files to run and edit. The
 helpers the lessons import (quick mode, saving figures) are in
-:mod:`diet_np.lessons.common`.
+:mod:`diet_np.lessons.common`, and the figures they draw in
+:mod:`diet_np.lessons.figures`.
 """
 from __future__ import annotations
 
