@@ -29,7 +29,8 @@ from diet_np.engine import apply_process_settings
 from diet_np.errors import DietError
 from diet_np.pipeline import load_data
 from diet_np.recipes import RECIPES, ann_init, ann_recipe
-from diet_np.training import ann_config, fit
+from diet_np.model_file import read_model
+from diet_np.training import CHECKPOINT, ann_config, fit
 
 
 def held_out_split(dataset, n_train, held_out):
@@ -44,11 +45,16 @@ def held_out_split(dataset, n_train, held_out):
 
 
 def run_recipe(name, args, data):
+    """Train (or resume) one recipe's run until it has ``args.stop_after`` epochs."""
     cfg = ann_config(**ann_recipe(args.arch, name), epochs=args.epochs, seed=args.seed)
     net = build_network(args.arch, data.num_classes)
     params = net.init_params(args.seed, np, init=ann_init(args.arch, name))
-    return fit(net, params, data, cfg, os.path.join(args.out, name), arch=args.arch, xp=np,
-               resume=True, show_progress=False, stop_after_epochs=args.stop_after)
+    out = os.path.join(args.out, name)
+    checkpoint = os.path.join(out, CHECKPOINT)
+    done = read_model(checkpoint).epoch if os.path.exists(checkpoint) else 0
+    history = fit(net, params, data, cfg, out, arch=args.arch, xp=np, resume=True,
+                  show_progress=False, stop_after_epochs=max(0, args.stop_after - done))
+    return history[:args.stop_after]
 
 
 def main(argv=None):
@@ -56,7 +62,8 @@ def main(argv=None):
     p.add_argument("--arch", default="vgg16_w4", choices=ARCHITECTURES)
     p.add_argument("--recipes", nargs=2, choices=tuple(RECIPES), default=["authors", "short"])
     p.add_argument("--epochs", type=positive_int, default=40, help="the schedules' length")
-    p.add_argument("--stop-after", type=positive_int, default=4, help="epochs actually run")
+    p.add_argument("--stop-after", type=positive_int, default=4,
+                   help="epochs each run has when the script ends (a resumed run trains the rest)")
     p.add_argument("--n-train", type=positive_int, default=18000)
     p.add_argument("--held-out", type=positive_int, default=2000)
     p.add_argument("--seed", type=int, default=0)
