@@ -429,7 +429,8 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
     elif resume:
         _note(f"no checkpoint in {run_dir} yet: the run starts at epoch 1")
     if start == 0 and cfg.lsuv_images:
-        images = normalize(dataset.x_train[:cfg.lsuv_images], dataset.mean, dataset.std)
+        first = np.arange(min(cfg.lsuv_images, len(dataset.x_train)))   # an index array: an
+        images = normalize(dataset.x_train[first], dataset.mean, dataset.std)  # image folder decodes
         factors = lsuv_init(net, params, to_device(images, xp))
         _note(f"LSUV on the first {len(images)} training images: weights x "
               + " ".join(f"{f:.3g}" for f in factors.values()))
