@@ -1,5 +1,5 @@
 #!/bin/sh
-# One session on a GPU machine: the CuPy test suite, then the GPU benchmark.
+# One visit to a GPU machine: the CuPy test suite, then the GPU benchmark.
 # Results go under $OUT (default: ./gpu-results).  Needs numpy, scipy, matplotlib,
 # pytest, CuPy and PyTorch with CUDA; run from the repository root:
 #     sh benchmarks/gpu_session.sh

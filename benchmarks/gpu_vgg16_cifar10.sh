@@ -1,9 +1,9 @@
 #!/bin/sh
 # The paper's pipeline for full-width VGG16 on CIFAR-10 on one GPU, inside a time budget.
-# From the repository root, on the GPU machine (the `run` tool, carry [".gpu_data"]):
+# From the repository root, on a GPU machine:
 #     OUT=gpu-results sh benchmarks/gpu_vgg16_cifar10.sh
-# The shared CIFAR-10 copy travels compressed in .gpu_data (made here, once:
-# DIET_NP_DATA=../shared/data PYTHONPATH=. python3 benchmarks/pack_cifar.py pack); it is
+# CIFAR-10 comes compressed in .gpu_data (made once, on a machine holding the data:
+# DIET_NP_DATA=DIR PYTHONPATH=. python3 benchmarks/pack_cifar.py pack); it is
 # unpacked and checked by SHA-256, a few ANN and DIET steps are timed, and the epoch counts
 # are chosen from those timings to fit BUDGET_S seconds (default 480; see
 # benchmarks/gpu_vgg16_cifar10.py).  Then the stages of benchmarks/cpu_cifar10.sh with
@@ -14,7 +14,7 @@
 # images, default 2000), evaluate (T = 5), finetune (T = 5, lr DIET_LR, default 1e-4),
 # evaluate, energy.  A stage that stops (a network at chance level, say) ends the
 # pipeline, and the summary names it.  $OUT gets summary.md (the table), summary.json, both
-# runs' log.jsonl and curves.png, and output.txt (7 files: `run` returns at most 8);
+# runs' log.jsonl and curves.png, and output.txt (7 files);
 # checkpoints stay in RUN_DIR (default: a new folder in /tmp), too big to return.
 # TINY=1: the same on the CPU in a few minutes (vgg16_w8, 1,000 training images).
 # GPU_DATA: the pack (default .gpu_data); COMMIT: the commit to record where git is missing.

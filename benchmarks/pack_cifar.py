@@ -1,10 +1,10 @@
-"""Carry the shared CIFAR-10 copy to the GPU machine inside the checkout, compressed.
+"""Take a CIFAR-10 copy to a GPU machine inside the checkout, compressed.
 
     python3 benchmarks/pack_cifar.py pack   [--data $DIET_NP_DATA] [--pack .gpu_data]
     python3 benchmarks/pack_cifar.py unpack [--pack .gpu_data] --data DIR
 
-The GPU machine receives only the working tree, at most 64 MiB with what ``carry``
-names; the shared copy's four files are 93 MB, and plain xz saves only about a
+Where a GPU machine receives only a working tree of limited size (64 MiB, say), the
+data must shrink: the four files of a 20,000-image copy are 93 MB, and plain xz saves only about a
 quarter of that (pixels look like noise to a byte-level compressor).  So each pixel
 is first replaced by its difference from the pixel to its left, then the result by
 its difference from the row above, then from the colour plane before (uint8
