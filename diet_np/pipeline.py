@@ -202,7 +202,7 @@ def run_all(dataset, arch, run_dir, ann_cfg, diet_cfg, *, device="cpu", T_find=1
         "converted_spike_rates": conv_short.spike_rates,
     }
     table = "\n".join([
-        f"| stage | T | test accuracy |", "| --- | ---: | ---: |",
+        "| stage | T | test accuracy |", "| --- | ---: | ---: |",
         f"| ANN | 1 | {ann_eval.accuracy:.4f} |",
         f"| converted SNN, thresholds x{scale} | {diet_cfg.T} | {conv_short.accuracy:.4f} |",
         f"| converted SNN, unscaled thresholds | {long_T} | {conv_long.accuracy:.4f} |",

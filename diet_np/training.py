@@ -429,8 +429,10 @@ def start_run(net, params, dataset, cfg: TrainConfig, run_dir, *, arch, xp, resu
     elif resume:
         _note(f"no checkpoint in {run_dir} yet: the run starts at epoch 1")
     if start == 0 and cfg.lsuv_images:
-        first = np.arange(min(cfg.lsuv_images, len(dataset.x_train)))   # an index array: an
-        images = normalize(dataset.x_train[first], dataset.mean, dataset.std)  # image folder decodes
+        # By index, not by slice: an image folder's slice is another lazy folder, its
+        # indexed images are decoded arrays.
+        first = np.arange(min(cfg.lsuv_images, len(dataset.x_train)))
+        images = normalize(dataset.x_train[first], dataset.mean, dataset.std)
         factors = lsuv_init(net, params, to_device(images, xp))
         _note(f"LSUV on the first {len(images)} training images: weights x "
               + " ".join(f"{f:.3g}" for f in factors.values()))
