@@ -3,11 +3,12 @@
 #   sh benchmarks/cpu_cifar10.sh RUN_DIR ARCH
 # ANN: the short-budget recipe (diet_np/recipes.py: SGD Nesterov 0.05, 2-epoch warm-up then
 #      cosine, weight decay 5e-4, gradient-norm clip 2.0, LSUV on 256 training images);
-#      ARCH vgg16_w4 (VGG16's 16 layers at 1/4 width) and vgg5: 30 epochs.
+#      ARCH vgg16_w4 (VGG16's 16 layers at 1/4 width), resnet20_w4 (the authors' ResNet20
+#      at 1/4 width: pre-process convs, 8 basic blocks, shortcuts) and vgg5: 30 epochs.
 # Conversion: thresholds searched at T_find 100 on 512 training images, the factor chosen
 #      from 0.7 to 0.3 in steps of 0.05 at T = 5 on 2,000 training images
 #      (benchmarks/pick_scale.py).
-# DIET at T = 5: vgg16_w4 8 epochs at a constant 1e-4 (extend it with a larger
+# DIET at T = 5: vgg16_w4 and resnet20_w4 8 epochs at a constant 1e-4 (extend it with a larger
 #      DIET_EPOCHS after removing RUN_DIR/.diet.done and .energy.done: the run resumes);
 #      vgg5 5 epochs from 1e-3 on the paper's step schedule.
 # Every stage is resumable: run the script again after a stop and finished stages are
@@ -18,8 +19,10 @@ out=${1:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 case "$arch" in
   vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step ;;
-  vgg16_w4) ann="--epochs 30"; diet_lr=1e-4; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=constant ;;
-  *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5 or vgg16_w4)" >&2; exit 2 ;;
+  vgg16_w4|resnet20_w4)
+            ann="--epochs 30"; diet_lr=1e-4; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=constant ;;
+  *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5, vgg16_w4 or resnet20_w4)" >&2
+            exit 2 ;;
 esac
 mkdir -p "$out"
 # stage NAME COMMAND...: run COMMAND unless NAME finished before (a marker in RUN_DIR).

@@ -39,10 +39,13 @@ narrowed variants share them)."""
 IMAGENET_CLASSES = 1000
 WIDTH_DIVISORS = (2, 4, 8)
 """Reduced widths offered by name: ``vgg16_w4`` is VGG16 with every conv and hidden
-linear layer 4x narrower (same depth: all 15 spiking layers kept)."""
-ARCHITECTURES = (tuple(VGG_CONFIGS)
-                 + tuple(f"{a}_w{k}" for a in VGG_CONFIGS for k in WIDTH_DIVISORS)
-                 + ("resnet20",))
+linear layer 4x narrower (same depth: all 15 spiking layers kept); ``resnet20_w4``
+is ResNet20 with every conv 4x narrower (same pre-process convs, blocks and
+shortcuts)."""
+NARROWABLE = (*VGG_CONFIGS, "resnet20")
+"""The architectures that come in the ``_w<k>`` widths."""
+ARCHITECTURES = (tuple(VGG_CONFIGS) + ("resnet20",)
+                 + tuple(f"{a}_w{k}" for a in NARROWABLE for k in WIDTH_DIVISORS))
 DEFAULT_DROPOUT = {"conv": 0.2, "fc": 0.5}
 
 
@@ -87,25 +90,28 @@ def vgg(features, classifier, num_classes=10, input_shape=(3, 32, 32), name="vgg
                    dict(DEFAULT_DROPOUT if dropout is None else dropout))
 
 
-def resnet20(num_classes=10, input_shape=(3, 32, 32), dropout=None):
+def resnet20(num_classes=10, input_shape=(3, 32, 32), dropout=None, divisor=1,
+             name="resnet20"):
     """The authors' ResNet20 (not He et al.'s thin one), about 11.3M weights.
 
     Three 3x3 convs (3->64, 64->64, 64->64) with an average pool, then four stages
     of 64, 128, 256, 512 channels with two basic blocks each (the first block of
     stages 2-4 has stride 2 and a 1x1 conv shortcut), then flatten 512*2*2 and
-    the output layer.
+    the output layer.  ``divisor`` k divides every channel count by k
+    (``resnet20_w4``: 16 to 128 channels, about 0.7M weights), the structure kept.
     """
-    layers = [Conv("pre1", 64, first=True), Neuron("pre1"), Dropout("conv"),
-              Conv("pre2", 64), Neuron("pre2"), Dropout("conv"),
-              Conv("pre3", 64), Neuron("pre3"), AvgPool(2)]
+    pre = max(1, 64 // divisor)
+    layers = [Conv("pre1", pre, first=True), Neuron("pre1"), Dropout("conv"),
+              Conv("pre2", pre), Neuron("pre2"), Dropout("conv"),
+              Conv("pre3", pre), Neuron("pre3"), AvgPool(2)]
     block = 0
-    for stage, channels in enumerate((64, 128, 256, 512)):
+    for stage, channels in enumerate(max(1, c // divisor) for c in (64, 128, 256, 512)):
         for i in range(2):
             block += 1
             layers.append(ResidualBlock(f"block{block}", channels,
                                         stride=2 if stage > 0 and i == 0 else 1))
     layers += [Flatten(), Readout("out", num_classes)]
-    return Network(layers, input_shape, num_classes, "resnet20",
+    return Network(layers, input_shape, num_classes, name,
                    dict(DEFAULT_DROPOUT if dropout is None else dropout))
 
 
@@ -128,7 +134,7 @@ def narrowed(features, classifier, divisor):
 def split_width(key):
     """``"vgg16_w4"`` -> ``("vgg16", 4)``; a plain name -> ``(name, 1)``."""
     base, sep, tail = key.rpartition("_w")
-    if sep and tail.isdigit() and base in VGG_CONFIGS and int(tail) >= 1:
+    if sep and tail.isdigit() and base in NARROWABLE and int(tail) >= 1:
         return base, int(tail)
     return key, 1
 
@@ -149,8 +155,8 @@ def default_classes(arch) -> int:
 
 def build_network(arch, num_classes=10, input_shape=None, dropout=None) -> Network:
     """A network by name (``vgg5``, ``vgg6``, ``vgg9``, ``vgg11``, ``vgg16``,
-    ``vgg16_imagenet``, ``resnet20``; a VGG name with ``_w<k>`` is that VGG k
-    times narrower, e.g. ``vgg16_w4``) or from a ``{"features": [...],
+    ``vgg16_imagenet``, ``resnet20``; a name with ``_w<k>`` is that network k
+    times narrower, e.g. ``vgg16_w4``, ``resnet20_w4``) or from a ``{"features": [...],
     "classifier": [...]}`` dict.  ``input_shape``: (C, H, W), by default the
     architecture's own (:func:`native_input_shape`)."""
     if input_shape is None:
@@ -163,9 +169,9 @@ def build_network(arch, num_classes=10, input_shape=None, dropout=None) -> Netwo
         return vgg(arch["features"], arch.get("classifier", []), num_classes, input_shape,
                    arch.get("name", "custom"), dropout)
     key = str(arch).lower()
-    if key == "resnet20":
-        return resnet20(num_classes, input_shape, dropout)
     base, divisor = split_width(key)
+    if base == "resnet20":
+        return resnet20(num_classes, input_shape, dropout, divisor, key)
     if base not in VGG_CONFIGS:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}"
                          " (or a VGG name with a width divisor, such as vgg16_w16)")

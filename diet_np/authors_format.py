@@ -25,6 +25,7 @@ import os
 
 import numpy as np
 
+from .architectures import split_width
 from .pth_reader import read_pth
 
 SAVED_LISTS = ("thresholds", "leak")
@@ -36,7 +37,7 @@ def neuron_names(arch, net) -> dict:
     ``leak.l0``, ``fc1.threshold`` -> ``threshold.t39`` (VGG16)."""
     from .weights import authors_names
     index = {}
-    if arch == "resnet20":
+    if isinstance(arch, str) and split_width(arch)[0] == "resnet20":
         index = {f"pre{j}": 3 * (j - 1) for j in (1, 2, 3)}
         for block in range(1, 9):
             index[f"block{block}.conv1"] = 9 + 2 * (block - 1)

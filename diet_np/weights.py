@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from .architectures import VGG_CONFIGS, arch_name, build_network, split_width
+from .architectures import NARROWABLE, VGG_CONFIGS, arch_name, build_network, split_width
 from .backend import TRAIN_DTYPE, to_host
 from .checkpoint import atomic_write
 from .errors import DietError
@@ -287,13 +287,13 @@ def _authors_resnet_names(net) -> dict:
 def authors_names(arch, net) -> dict:
     """``{diet-np weight key: the authors' state-dict key}`` for ``resnet20`` and
     every named VGG (their VGG5 is diet-np's ``vgg6``; their layer-list rule gives
-    the keys of the other VGGs and of the ``_w<k>`` widths)."""
-    if not isinstance(arch, str) or (arch != "resnet20"
-                                     and split_width(arch)[0] not in VGG_CONFIGS):
+    the keys of the other VGGs; the ``_w<k>`` widths share their network's keys)."""
+    base = split_width(arch)[0] if isinstance(arch, str) else None
+    if base not in NARROWABLE:
         raise WeightsError(f"no key map for the authors' {arch_name(arch)!r}: the authors' "
                            "layout exists for resnet20 and the named VGGs (or use --format "
                            "diet-np)")
-    names = _authors_resnet_names(net) if arch == "resnet20" else _authors_vgg_names(arch)
+    names = _authors_resnet_names(net) if base == "resnet20" else _authors_vgg_names(arch)
     weights = [k for k, s in net.specs.items() if s.kind == "weight"]
     assert sorted(names) == sorted(weights), "the key map and the network disagree"
     return names

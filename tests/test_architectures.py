@@ -21,8 +21,18 @@ def test_narrowed_vgg16_keeps_every_layer_and_divides_every_width(divisor):
 def test_width_names_are_offered_and_parsed():
     assert {"vgg16_w2", "vgg16_w4", "vgg16_w8", "vgg11_w4"} <= set(ARCHITECTURES)
     assert split_width("vgg16_w4") == ("vgg16", 4) and split_width("vgg16") == ("vgg16", 1)
-    assert split_width("resnet20_w4") == ("resnet20_w4", 1)     # only VGGs narrow
+    assert split_width("resnet20_w4") == ("resnet20", 4) and "resnet20_w4" in ARCHITECTURES
     assert len(build_network("vgg16_w16").neurons) == 15         # not listed, still built
+
+
+@pytest.mark.parametrize("divisor", [2, 4])
+def test_narrowed_resnet20_keeps_the_structure_and_divides_every_conv(divisor):
+    full, narrow = build_network("resnet20"), build_network(f"resnet20_w{divisor}")
+    assert narrow.name == f"resnet20_w{divisor}"
+    assert list(narrow.specs) == list(full.specs)           # same layers, shortcuts, neurons
+    for key, width in _widths(full).items():
+        expected = width if key == "out.weight" else width // divisor
+        assert _widths(narrow)[key] == expected, key
 
 
 def test_narrowed_keeps_pools_and_floors_at_one_channel():
@@ -32,7 +42,7 @@ def test_narrowed_keeps_pools_and_floors_at_one_channel():
         narrowed(*VGG_CONFIGS["vgg5"], 0)
 
 
-@pytest.mark.parametrize("name", ["resnet20_w4", "vgg16_w", "vgg17_w2", "vgg16_w0"])
+@pytest.mark.parametrize("name", ["resnet18_w4", "vgg16_w", "vgg17_w2", "vgg16_w0"])
 def test_unknown_width_names_are_rejected_by_name(name):
     with pytest.raises(ValueError, match="unknown architecture"):
         build_network(name)
