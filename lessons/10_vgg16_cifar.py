@@ -361,35 +361,57 @@ save(fig, "10_vgg16")
 
 # %%
 LOGS = HERE.parent / "docs" / "logs"                  # in a checkout of the repository
-measured = {(arch, stage): RunLog(LOGS / arch / stage / "log.jsonl").read()
-            for arch in ("vgg16_w4", "vgg5") for stage in ("ann", "diet")
-            if (LOGS / arch / stage / "log.jsonl").is_file()}
-if not measured:
+RUNS = ("vgg5", "vgg16_w4", "resnet20_w4")
+
+
+def read_stages(*paths):
+    """The records of several logs one after another, renumbered from 1: a DIET run
+    continued from another's checkpoint (``diet2``) goes on where the first ended."""
+    records = []
+    for path in paths:
+        for record in RunLog(LOGS / path / "log.jsonl").read() if (LOGS / path).is_dir() else []:
+            records.append(dict(record, epoch=len(records) + 1))
+    return records
+
+
+measured = {arch: {"ann": read_stages(f"{arch}/ann"),
+                   "diet": read_stages(f"{arch}/diet", f"{arch}/diet2")} for arch in RUNS}
+compared = {name: read_stages(f"compare/vgg16_w4/{name}") for name in ("authors", "short")}
+if not any(stages["ann"] for stages in measured.values()):
     print(f"no logs in {LOGS}: they are in the repository's docs/logs/ folder")
-for (arch, stage), records in measured.items():
-    print(f"{arch} {stage}: {len(records)} epochs, test accuracy after the last "
-          f"{records[-1]['test_acc']:.4f} (first 2,000 test images)")
-if ("vgg5", "diet") in measured:                     # DIET at T = 5 against its own ANN
-    diet_gap = measured["vgg5", "ann"][-1]["test_acc"] - measured["vgg5", "diet"][-1]["test_acc"]
-    print(f"vgg5: DIET at T = 5 ends {100 * diet_gap:.2f} points below its ANN")
-    assert abs(diet_gap) < 0.03
-if ("vgg16_w4", "ann") in measured:
-    assert measured["vgg16_w4", "ann"][-1]["test_acc"] > 0.7
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for k, arch in enumerate(("vgg16_w4", "vgg5")):
-        ann_records = measured.get((arch, "ann"), [])
-        diet_records = measured.get((arch, "diet"), [])
-        ax.plot([r["epoch"] for r in ann_records], [r["test_acc"] for r in ann_records], "-",
-                color=f"C{k}", label=f"{arch}: ANN (short-budget recipe)")
+for arch, stages in measured.items():
+    for stage, records in stages.items():
+        if records:
+            print(f"{arch} {stage}: {len(records)} epochs, test accuracy after the last "
+                  f"{records[-1]['test_acc']:.4f} (first 2,000 test images)")
+    if stages["ann"] and stages["diet"]:                 # DIET at T = 5 against its own ANN
+        gap = stages["ann"][-1]["test_acc"] - stages["diet"][-1]["test_acc"]
+        print(f"  {arch}: DIET at T = 5 ends {100 * gap:.2f} points below its ANN")
+if measured["vgg5"]["diet"]:
+    assert abs(measured["vgg5"]["ann"][-1]["test_acc"]
+               - measured["vgg5"]["diet"][-1]["test_acc"]) < 0.02
+if measured["vgg16_w4"]["ann"]:
+    assert measured["vgg16_w4"]["ann"][-1]["test_acc"] > 0.7
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.5))
+    for k, (arch, stages) in enumerate(measured.items()):
+        ann_records, diet_records = stages["ann"], stages["diet"]
+        axes[0].plot([r["epoch"] for r in ann_records], [r["test_acc"] for r in ann_records],
+                     "-", color=f"C{k}", label=f"{arch}: ANN (short-budget recipe)")
         if diet_records:
-            ax.plot([len(ann_records) + r["epoch"] for r in diet_records],
-                    [r["test_acc"] for r in diet_records], "o--", color=f"C{k}",
-                    label=f"{arch}: DIET at $T = 5$")
-    ax.axhline(0.5207, color="0.5", ls=":", lw=1,
-               label="vgg16_w4's earlier ANN, authors' recipe, 20 epochs")
-    ax.set(xlabel="epoch (DIET's after the ANN's)", ylabel="test accuracy",
-           title="Measured CPU runs on 20,000 CIFAR-10 images (logs in docs/logs)")
-    ax.legend(fontsize=8)
+            axes[0].plot([len(ann_records) + r["epoch"] for r in diet_records],
+                         [r["test_acc"] for r in diet_records], "o--", ms=3, color=f"C{k}",
+                         label=f"{arch}: DIET at $T = 5$")
+    axes[0].axhline(0.5207, color="0.5", ls=":", lw=1,
+                    label="vgg16_w4's earlier ANN, authors' recipe, 20 epochs")
+    axes[0].set(xlabel="epoch (DIET's after the ANN's)", ylabel="test accuracy",
+                title="Measured CPU runs on 20,000 CIFAR-10 images (logs in docs/logs)")
+    axes[0].legend(fontsize=8)
+    for k, (name, records) in enumerate(compared.items()):
+        axes[1].plot([r["epoch"] for r in records], [r["test_acc"] for r in records], "o-",
+                     color=f"C{k + 3}", label=f"{name} recipe")
+    axes[1].set(xlabel="epoch (10-epoch schedules)", ylabel="held-out training accuracy",
+                title="vgg16_w4: both ANN recipes, same weights and batches")
+    axes[1].legend(fontsize=8)
     save(fig, "10_measured_runs")
 
 # %% [markdown]
