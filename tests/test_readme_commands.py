@@ -74,9 +74,9 @@ def test_short_readme_commands_run(argv, capsys):
     assert code == 0, capsys.readouterr().err
 
 
-def test_cpu_cifar10_script_runs_under_sh_and_skips_finished_stages(tmp_path):
-    """``sh benchmarks/cpu_cifar10.sh RUN vgg16_w4``, as the README writes it, with stand-ins
-    for ``diet-np`` and ``python`` that only log their arguments."""
+def run_cpu_script(tmp_path, arch, times=1):
+    """``sh benchmarks/cpu_cifar10.sh RUN ARCH`` ``times`` times, with stand-ins for
+    ``diet-np`` and ``python`` that only log their arguments; the logged commands."""
     bin_dir, log = tmp_path / "bin", tmp_path / "commands.log"
     bin_dir.mkdir()
     for tool in ("diet-np", "python"):
@@ -84,14 +84,28 @@ def test_cpu_cifar10_script_runs_under_sh_and_skips_finished_stages(tmp_path):
         (bin_dir / tool).chmod(0o755)
     script = README.parent / "benchmarks" / "cpu_cifar10.sh"
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    for _ in range(2):                                # the second run finds every stage done
-        done = subprocess.run(["sh", str(script), str(tmp_path / "run"), "vgg16_w4"], env=env,
+    for _ in range(times):
+        done = subprocess.run(["sh", str(script), str(tmp_path / "run"), arch], env=env,
                               capture_output=True, text=True, cwd=README.parent)
         assert done.returncode == 0, done.stderr
-    commands = log.read_text().splitlines()
+    return log.read_text().splitlines()
+
+
+def test_cpu_cifar10_script_runs_under_sh_and_skips_finished_stages(tmp_path):
+    """``sh benchmarks/cpu_cifar10.sh RUN vgg16_w4``, as the README writes it; the second
+    run finds every stage done."""
+    commands = run_cpu_script(tmp_path, "vgg16_w4", times=2)
     assert [c.split()[1] for c in commands] == [
         "train-ann", "evaluate", "convert", "benchmarks/pick_scale.py", "evaluate",
         "finetune", "energy"]
     assert "--arch vgg16_w4 --epochs 30 " in commands[0]
-    assert "--lr 1e-4" in commands[-2] and "--epochs 8 --schedule constant" in commands[-2]
+    assert "--lr 3e-4" in commands[-2] and "--epochs 12 --schedule constant" in commands[-2]
     assert commands[-1].split()[4].endswith("diet/checkpoint.npz")
+
+
+def test_cpu_cifar10_script_continues_vgg5s_diet_run(tmp_path):
+    """For ``vgg5`` the script fine-tunes on from the DIET run's checkpoint at 1e-4."""
+    finetunes = [c for c in run_cpu_script(tmp_path, "vgg5") if c.split()[1] == "finetune"]
+    assert len(finetunes) == 2 and "--lr 1e-3" in finetunes[0] and "--lr 1e-4" in finetunes[1]
+    assert f"--checkpoint {tmp_path / 'run' / 'diet' / 'checkpoint.npz'} " in finetunes[1]
+    assert f"--out {tmp_path / 'run' / 'diet2'} " in finetunes[1]
