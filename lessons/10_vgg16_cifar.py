@@ -361,7 +361,9 @@ save(fig, "10_vgg16")
 
 # %%
 LOGS = HERE.parent / "docs" / "logs"                  # in a checkout of the repository
-RUNS = ("vgg5", "vgg16_w4", "resnet20_w4")
+DIET_RUNS = {"vgg5": {"DIET": ("diet", "diet2")},      # each DIET run: its logs in order
+             "vgg16_w4": {"DIET at 1e-4": ("diet", "diet2"), "DIET at 3e-4": ("diet_lr3e-4",)},
+             "resnet20_w4": {"DIET": ("diet",)}}
 
 
 def read_stages(*paths):
@@ -374,38 +376,39 @@ def read_stages(*paths):
     return records
 
 
-measured = {arch: {"ann": read_stages(f"{arch}/ann"),
-                   "diet": read_stages(f"{arch}/diet", f"{arch}/diet2")} for arch in RUNS}
+measured = {arch: {"ANN": read_stages(f"{arch}/ann"),
+                   **{label: read_stages(*(f"{arch}/{stage}" for stage in stages))
+                      for label, stages in runs.items()}}
+            for arch, runs in DIET_RUNS.items()}
 compared = {name: read_stages(f"compare/vgg16_w4/{name}") for name in ("authors", "short")}
-if not any(stages["ann"] for stages in measured.values()):
+if not any(runs["ANN"] for runs in measured.values()):
     print(f"no logs in {LOGS}: they are in the repository's docs/logs/ folder")
-for arch, stages in measured.items():
-    for stage, records in stages.items():
-        if records:
-            print(f"{arch} {stage}: {len(records)} epochs, test accuracy after the last "
-                  f"{records[-1]['test_acc']:.4f} (first 2,000 test images)")
-    if stages["ann"] and stages["diet"]:                 # DIET at T = 5 against its own ANN
-        gap = stages["ann"][-1]["test_acc"] - stages["diet"][-1]["test_acc"]
-        print(f"  {arch}: DIET at T = 5 ends {100 * gap:.2f} points below its ANN")
-if measured["vgg5"]["diet"]:
-    assert abs(measured["vgg5"]["ann"][-1]["test_acc"]
-               - measured["vgg5"]["diet"][-1]["test_acc"]) < 0.02
-if measured["vgg16_w4"]["ann"]:
-    assert measured["vgg16_w4"]["ann"][-1]["test_acc"] > 0.7
+for arch, runs in measured.items():
+    for label, records in runs.items():
+        if records and runs["ANN"]:
+            gap = runs["ANN"][-1]["test_acc"] - records[-1]["test_acc"]
+            print(f"{arch} {label}: {len(records)} epochs, test accuracy after the last "
+                  f"{records[-1]['test_acc']:.4f} (first 2,000 test images)"
+                  + (f", {100 * gap:.2f} points under the ANN" if label != "ANN" else ""))
+if measured["vgg5"]["DIET"]:
+    assert abs(measured["vgg5"]["ANN"][-1]["test_acc"]
+               - measured["vgg5"]["DIET"][-1]["test_acc"]) < 0.02
+if measured["vgg16_w4"]["ANN"]:
+    assert measured["vgg16_w4"]["ANN"][-1]["test_acc"] > 0.7
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.5))
-    for k, (arch, stages) in enumerate(measured.items()):
-        ann_records, diet_records = stages["ann"], stages["diet"]
-        axes[0].plot([r["epoch"] for r in ann_records], [r["test_acc"] for r in ann_records],
-                     "-", color=f"C{k}", label=f"{arch}: ANN (short-budget recipe)")
-        if diet_records:
-            axes[0].plot([len(ann_records) + r["epoch"] for r in diet_records],
-                         [r["test_acc"] for r in diet_records], "o--", ms=3, color=f"C{k}",
-                         label=f"{arch}: DIET at $T = 5$")
+    for k, (arch, runs) in enumerate(measured.items()):
+        n_ann = len(runs["ANN"])
+        for j, (label, records) in enumerate(runs.items()):
+            if not records:
+                continue
+            axes[0].plot([r["epoch"] + (n_ann if j else 0) for r in records],
+                         [r["test_acc"] for r in records], ["-", "o--", "s:"][j], ms=3,
+                         color=f"C{k}", label=f"{arch}: {label}" + (" at $T = 5$" if j else ""))
     axes[0].axhline(0.5207, color="0.5", ls=":", lw=1,
                     label="vgg16_w4's earlier ANN, authors' recipe, 20 epochs")
     axes[0].set(xlabel="epoch (DIET's after the ANN's)", ylabel="test accuracy",
                 title="Measured CPU runs on 20,000 CIFAR-10 images (logs in docs/logs)")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     for k, (name, records) in enumerate(compared.items()):
         axes[1].plot([r["epoch"] for r in records], [r["test_acc"] for r in records], "o-",
                      color=f"C{k + 3}", label=f"{name} recipe")
