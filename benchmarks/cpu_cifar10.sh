@@ -8,11 +8,11 @@
 # Conversion: thresholds searched at T_find 100 on 512 training images, the factor chosen
 #      from 0.7 to 0.3 in steps of 0.05 at T = 5 on 2,000 training images
 #      (benchmarks/pick_scale.py).
-# DIET at T = 5: vgg16_w4 12 epochs at a constant 3e-4 (the rate benchmarks/pick_lr.py
-#      measured best for its converted SNN), resnet20_w4 8 epochs at a constant 1e-4, vgg5
-#      5 epochs from 1e-3 on the paper's step schedule, then 5 more at a constant 1e-4
-#      (RUN_DIR/diet2) (extend a run with a larger
-#      DIET_EPOCHS after removing RUN_DIR/.diet.done and .energy.done: the run resumes).
+# DIET at T = 5: vgg16_w4 12 epochs at a constant 3e-4, resnet20_w4 8 epochs from 1e-3 on
+#      the paper's step schedule (the rates benchmarks/pick_lr.py measured best for each
+#      converted SNN); vgg5 5 epochs from 1e-3 on the step schedule, then 5 more at a
+#      constant 1e-4 (RUN_DIR/diet2).  Extend a run with a larger DIET_EPOCHS after
+#      removing RUN_DIR/.diet.done and .energy.done: the run resumes.
 # Every stage is resumable: run the script again after a stop and finished stages are
 # skipped, an interrupted training run continues from its last epoch (--resume).
 # Keep RUN_DIR outside the checkout.  Data: $DIET_NP_DATA (the shared 20,000-image copy).
@@ -21,9 +21,10 @@ out=${1:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 case "$arch" in
   vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step ;;
-  vgg16_w4) ann="--epochs 30"; diet_lr=3e-4; diet_epochs=${DIET_EPOCHS:-12}; diet_schedule=constant ;;
+  vgg16_w4)
+            ann="--epochs 30"; diet_lr=3e-4; diet_epochs=${DIET_EPOCHS:-12}; diet_schedule=constant ;;
   resnet20_w4)
-            ann="--epochs 30"; diet_lr=1e-4; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=constant ;;
+            ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=step ;;
   *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5, vgg16_w4 or resnet20_w4)" >&2
             exit 2 ;;
 esac
