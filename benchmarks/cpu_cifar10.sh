@@ -22,9 +22,9 @@ arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 case "$arch" in
   vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step ;;
   vgg16_w4)
-            ann="--epochs 30"; diet_lr=3e-4; diet_epochs=${DIET_EPOCHS:-12}; diet_schedule=constant ;;
+        ann="--epochs 30"; diet_lr=3e-4; diet_epochs=${DIET_EPOCHS:-12}; diet_schedule=constant ;;
   resnet20_w4)
-            ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=step ;;
+        ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=step ;;
   *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5, vgg16_w4 or resnet20_w4)" >&2
             exit 2 ;;
 esac
