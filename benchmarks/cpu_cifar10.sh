@@ -10,8 +10,8 @@
 #      (benchmarks/pick_scale.py).
 # DIET at T = 5: vgg16_w4 12 epochs at a constant 3e-4, resnet20_w4 8 epochs from 1e-3 on
 #      the paper's step schedule (the rates benchmarks/pick_lr.py measured best for each
-#      converted SNN); vgg5 5 epochs from 1e-3 on the step schedule, then 5 more at a
-#      constant 1e-4 (RUN_DIR/diet2).  Extend a run with a larger DIET_EPOCHS after
+#      converted SNN); vgg5 5 epochs from 1e-3 on the step schedule; vgg5 and resnet20_w4
+#      then 5 more at a constant 1e-4 (RUN_DIR/diet2).  Extend a run with a larger DIET_EPOCHS after
 #      removing RUN_DIR/.diet.done and .energy.done: the run resumes.
 # Every stage is resumable: run the script again after a stop and finished stages are
 # skipped, an interrupted training run continues from its last epoch (--resume).
@@ -66,9 +66,9 @@ diet() {
     --timesteps 5 --n-test 10000
 }
 diet diet energy "$out/converted.npz" --epochs "$diet_epochs" --schedule "$diet_schedule"
-# vgg5: DIET goes on from that run for 5 epochs at a constant 1e-4 (its step schedule ended
-# at 1e-5 with training accuracy still rising).
-if [ "$arch" = vgg5 ]; then
+# vgg5, resnet20_w4: DIET goes on from that run for 5 epochs at a constant 1e-4 (their step
+# schedules ended at 1e-5 or below with training accuracy still rising).
+if [ "$arch" != vgg16_w4 ]; then
   diet_lr=1e-4
   diet diet2 energy2 "$out/diet/checkpoint.npz" --epochs 5 --schedule constant
 fi

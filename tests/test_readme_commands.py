@@ -103,9 +103,11 @@ def test_cpu_cifar10_script_runs_under_sh_and_skips_finished_stages(tmp_path):
     assert commands[-1].split()[4].endswith("diet/checkpoint.npz")
 
 
-def test_cpu_cifar10_script_continues_vgg5s_diet_run(tmp_path):
-    """For ``vgg5`` the script fine-tunes on from the DIET run's checkpoint at 1e-4."""
-    finetunes = [c for c in run_cpu_script(tmp_path, "vgg5") if c.split()[1] == "finetune"]
+@pytest.mark.parametrize("arch", ["vgg5", "resnet20_w4"])
+def test_cpu_cifar10_script_continues_the_diet_run(tmp_path, arch):
+    """For ``vgg5`` and ``resnet20_w4`` the script fine-tunes on from the DIET run's
+    checkpoint at 1e-4."""
+    finetunes = [c for c in run_cpu_script(tmp_path, arch) if c.split()[1] == "finetune"]
     assert len(finetunes) == 2 and "--lr 1e-3" in finetunes[0] and "--lr 1e-4" in finetunes[1]
     assert f"--checkpoint {tmp_path / 'run' / 'diet' / 'checkpoint.npz'} " in finetunes[1]
     assert f"--out {tmp_path / 'run' / 'diet2'} " in finetunes[1]
