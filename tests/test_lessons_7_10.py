@@ -187,9 +187,12 @@ def _check_lesson_10(g):
     assert commands[0][commands[0].index("--epochs") + 1] == "40"  # as the box says
     assert g["first_share"][g["small_arch"]["name"]] > g["first_share"]["vgg16"]   # exercise 3
     # the measured CPU runs' committed logs, read and drawn
-    ann_log = g["measured"]["vgg16_w4", "ann"]
+    ann_log = g["measured"]["vgg16_w4"]["ANN"]
     assert len(ann_log) == 30 and ann_log[-1]["test_acc"] > 0.7
-    assert abs(g["diet_gap"]) < 0.03                               # vgg5: DIET within 3 points
+    assert abs(g["gaps"]["vgg5", "DIET"]) < 0.02                   # vgg5: DIET within 2 points
+    assert {("resnet20_w4", "DIET"), ("vgg16_w4", "DIET at 3e-4")} <= set(g["gaps"])
+    short, authors = g["compared"]["short"], g["compared"]["authors"]
+    assert len(short) == len(authors) == 10 and short[-1]["test_acc"] > authors[-1]["test_acc"]
 
 
 def test_lesson_10_vgg16_cifar(run_lesson):
