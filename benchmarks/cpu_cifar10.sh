@@ -19,12 +19,16 @@
 set -eu
 out=${1:?usage: cpu_cifar10.sh RUN_DIR ARCH}
 arch=${2:?usage: cpu_cifar10.sh RUN_DIR ARCH}
+# more_epochs: DIET epochs at a constant 1e-4 from the DIET run's checkpoint (0: none).
 case "$arch" in
-  vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step ;;
+  vgg5)     ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-5}; diet_schedule=step
+            more_epochs=5 ;;
   vgg16_w4)
-        ann="--epochs 30"; diet_lr=3e-4; diet_epochs=${DIET_EPOCHS:-12}; diet_schedule=constant ;;
+        ann="--epochs 30"; diet_lr=3e-4; diet_epochs=${DIET_EPOCHS:-12}; diet_schedule=constant
+        more_epochs=0 ;;
   resnet20_w4)
-        ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=step ;;
+        ann="--epochs 30"; diet_lr=1e-3; diet_epochs=${DIET_EPOCHS:-8}; diet_schedule=step
+        more_epochs=5 ;;
   *)        echo "cpu_cifar10.sh: no settings for --arch $arch (vgg5, vgg16_w4 or resnet20_w4)" >&2
             exit 2 ;;
 esac
@@ -66,10 +70,10 @@ diet() {
     --timesteps 5 --n-test 10000
 }
 diet diet energy "$out/converted.npz" --epochs "$diet_epochs" --schedule "$diet_schedule"
-# vgg5, resnet20_w4: DIET goes on from that run for 5 epochs at a constant 1e-4 (their step
-# schedules ended at 1e-5 or below with training accuracy still rising).
-if [ "$arch" != vgg16_w4 ]; then
+# vgg5, resnet20_w4: DIET goes on from that run at a constant 1e-4 (their step schedules
+# ended at 1e-5 or below with training accuracy still rising).
+if [ "$more_epochs" -gt 0 ]; then
   diet_lr=1e-4
-  diet diet2 energy2 "$out/diet/checkpoint.npz" --epochs 5 --schedule constant
+  diet diet2 energy2 "$out/diet/checkpoint.npz" --epochs "$more_epochs" --schedule constant
 fi
 echo "== $(date -u +%FT%TZ) done"

@@ -383,8 +383,10 @@ def read_stages(*paths):
     continued from another's checkpoint (``diet2``) goes on where the first ended."""
     records = []
     for path in paths:
-        for record in RunLog(LOGS / path / "log.jsonl").read() if (LOGS / path).is_dir() else []:
-            records.append(dict(record, epoch=len(records) + 1))
+        log = LOGS / path / "log.jsonl"
+        if log.is_file():
+            for record in RunLog(log).read():
+                records.append(dict(record, epoch=len(records) + 1))
     return records
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from diet_np.architectures import ARCHITECTURES, build_network
+from diet_np.authors_format import neuron_names
 from diet_np.cli import main
 from diet_np.model_file import data_record
 from diet_np.pipeline import load_data, load_model, save_model
@@ -90,6 +91,13 @@ def test_authors_key_maps_follow_their_layer_lists():
     custom = {"features": [8, "A"], "classifier": []}
     with pytest.raises(WeightsError, match="no key map for the authors' 'custom'"):
         authors_names(custom, build_network(custom))
+
+
+def test_narrowed_resnet20_keeps_the_authors_keys_of_resnet20():
+    """Only shapes change with the width: ``resnet20_w4`` exports under ResNet20's keys."""
+    full, narrow = build_network("resnet20"), build_network("resnet20_w4")
+    assert authors_names("resnet20_w4", narrow) == authors_names("resnet20", full)
+    assert neuron_names("resnet20_w4", narrow) == neuron_names("resnet20", full)
 
 
 def authors_state(arch, dtype=np.float16, prefix=""):
